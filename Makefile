@@ -1,0 +1,34 @@
+# The two commands of the README: `make demo` and `make test`. Both create .venv when it is missing, install
+# torch==2.13.0 first and alone (any other spelling pulls the CUDA build), then the project with its extras, and
+# reuse everything already installed or built.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.concierge-installed
+
+.PHONY: demo test install lint bench
+
+demo: install
+	@$(BIN)/concierge demo
+
+test: install
+	@$(BIN)/python -m pytest
+
+install: $(STAMP)
+
+$(BIN)/python:
+	@echo "==> Creating $(VENV)"
+	@$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	@echo "==> Installing torch==2.13.0 (CPU build), alone and first"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	@echo "==> Installing Concierge with its dev extra"
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+lint: install
+	@$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+bench: install
+	@$(BIN)/python -m benchmarks.bench_data

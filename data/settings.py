@@ -1,0 +1,146 @@
+"""The one settings object: defaults, then a TOML file, then ``CONCIERGE_*`` environment variables.
+
+Nothing else in the project reads environment variables. A file is taken from ``--config``, else from the
+``CONCIERGE_CONFIG`` variable, else ``concierge.toml`` in the working directory when present. Each section of the
+file is a section below (``[paths]``, ``[data]``, ``[eval]``, ``[server]``); each variable is
+``CONCIERGE_<SECTION>_<FIELD>`` in capitals, for example ``CONCIERGE_EVAL_SEED=7`` or
+``CONCIERGE_PATHS_ARTIFACTS=/srv/concierge``.
+
+Example:
+    >>> settings = load_settings(environ={"CONCIERGE_EVAL_SEED": "7"})
+    >>> settings.eval.seed
+    7
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+SAMPLE_DIR = Path(__file__).resolve().parent / "sample" / "amazon-office-2014"
+ENV_PREFIX = "CONCIERGE_"
+
+
+class SettingsError(ValueError):
+    """A settings file or variable that cannot be used; the message names it and the expected type."""
+
+
+@dataclass(frozen=True)
+class PathSettings:
+    catalog: Path = SAMPLE_DIR / "items.jsonl"
+    interactions: Path = SAMPLE_DIR / "interactions.jsonl"
+    artifacts: Path = Path("artifacts")
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    # A longer field is a broken export far more often than real text; it is reported, not loaded.
+    max_field_chars: int = 100_000
+    max_line_bytes: int = 1_000_000
+    default_currency: str = "USD"
+    # How many findings a lenient load keeps in full; every finding is counted regardless.
+    max_reported_issues: int = 50
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    seed: int = 13
+    validation_share: float = 0.1
+    test_share: float = 0.1
+    new_item_share: float = 0.1
+    brand_no_preference: float = 0.25
+    bootstrap_samples: int = 1000
+    slate_size: int = 10
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 7860
+
+
+@dataclass(frozen=True)
+class Settings:
+    paths: PathSettings = field(default_factory=PathSettings)
+    data: DataSettings = field(default_factory=DataSettings)
+    eval: EvalSettings = field(default_factory=EvalSettings)
+    server: ServerSettings = field(default_factory=ServerSettings)
+
+
+def _coerce(value: object, kind: type, where: str) -> object:
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(text)
+        if kind is int and isinstance(value, float):
+            raise ValueError(value)
+        return kind(value)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{where}: {value!r} is not a valid {kind.__name__}") from None
+
+
+def _apply(section: object, values: Mapping[str, object], name_of: typing.Callable[[str], str]) -> object:
+    hints = typing.get_type_hints(type(section))
+    known = {f.name for f in fields(section)}
+    changes = {}
+    for key, value in values.items():
+        if key not in known:
+            raise SettingsError(f"{name_of(key)}: unknown setting; known: {', '.join(sorted(known))}")
+        kind = hints[key]
+        if isinstance(kind, types.UnionType):
+            kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
+        changes[key] = _coerce(value, kind, name_of(key))
+    return replace(section, **changes)
+
+
+def load_settings(
+    config: Path | None = None, environ: Mapping[str, str] | None = None, **overrides: Mapping[str, object]
+) -> Settings:
+    """Build the settings: defaults, then the TOML file, then ``CONCIERGE_*`` variables, then ``overrides``.
+
+    Args:
+        config: A TOML file; when ``None``, ``CONCIERGE_CONFIG`` or ``./concierge.toml`` if either exists.
+        environ: The environment to read (``os.environ`` when ``None``).
+        overrides: Per-section values from the command line, e.g. ``paths={"catalog": Path("x.jsonl")}``.
+
+    Raises:
+        SettingsError: A missing file, bad TOML, an unknown section or key, or a value of the wrong type.
+    """
+    environ = os.environ if environ is None else environ
+    if config is None:
+        named = environ.get(f"{ENV_PREFIX}CONFIG")
+        config = Path(named) if named else (Path("concierge.toml") if Path("concierge.toml").exists() else None)
+    settings = Settings()
+    sections = {f.name for f in fields(Settings)}
+    if config is not None:
+        try:
+            document = tomllib.loads(Path(config).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise SettingsError(f"{config}: settings file not found") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise SettingsError(f"{config}: not valid TOML ({error})") from None
+        for name, values in document.items():
+            if name not in sections or not isinstance(values, dict):
+                raise SettingsError(f"{config}: unknown section [{name}]; known: {', '.join(sorted(sections))}")
+            settings = replace(settings, **{name: _apply(getattr(settings, name), values, lambda key, n=name: f"{config} [{n}] {key}")})
+    for name in sections:
+        prefix = f"{ENV_PREFIX}{name.upper()}_"
+        values = {key[len(prefix) :].lower(): value for key, value in environ.items() if key.startswith(prefix)}
+        if values:
+            settings = replace(settings, **{name: _apply(getattr(settings, name), values, lambda key, p=prefix: f"{p}{key.upper()}")})
+    for name, values in overrides.items():
+        if name not in sections:
+            raise SettingsError(f"unknown settings section '{name}'")
+        settings = replace(settings, **{name: _apply(getattr(settings, name), values, lambda key, n=name: f"option {n}.{key}")})
+    return settings
