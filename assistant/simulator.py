@@ -1,0 +1,321 @@
+"""The simulated shopper of the cold-start benchmark.
+
+An :class:`Episode` is a test shopper and a target item (their last one). The shopper answers from the target's
+catalog metadata only and never sees a system, a score or a ranking; every system is asked the same questions
+and gets the same answers.
+
+Answer order (fixed, the same for every system and episode; see :func:`question_order`):
+
+1. the first informative category level (``category_1`` on a usual catalog),
+2. the second informative category level,
+3. ``brand``,
+4. the need statement (``need``),
+5. the third informative category level,
+6. deeper category levels, then ``price_band``, then attribute facets (widest coverage first).
+
+Facets with fewer than two values are left out of the order. A category answer is the target's own value at
+that level, or "no preference" when it has none. The brand answer is the target's brand, except "no
+preference" with probability ``EvalSettings.brand_no_preference`` (drawn once per episode from its seed) or when
+the target has no brand. Price band and attributes answer the target's value or "no preference".
+
+Need statement: 2-5 lowercase content words. Words are letter runs of the target's category leaf (its deepest
+level) and its title. Removed everywhere: stop words and generic packaging words, words under 3 letters, words
+of the target's brand and words that are some catalog brand's key, and every title token that contains a digit
+(model numbers, sizes, counts; the whole token, so ``WF-3520`` leaves no ``wf``). Title words must also appear
+in at least :data:`MIN_TITLE_DOCUMENT_FREQUENCY` catalog titles (rarer words, such as most product-line names,
+single out an item). The statement takes up to 3 leaf words, then at most 2 other title words drawn at random
+(seeded per episode), never as many as the title has content words; when that gives fewer than 2 words, words
+of the parent category levels are added. Title words come first, in title order, then the category words
+("retractable ballpoint pens"). A statement that would contain every word of the title (singular and plural
+alike) loses title words, then category words, from the end until it does not, so it is never the full title.
+With no usable word at all, the shopper has no stated need ("no preference").
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from data.facets import Facet, FacetKind, Facets
+from data.schema import Catalog, Item
+from data.settings import EvalSettings
+from data.splits import Split, stable_seed
+from ranking.system import Request
+
+NEED = "need"
+NO_PREFERENCE = "no preference"
+MIN_TITLE_DOCUMENT_FREQUENCY = 3
+MAX_LEAF_WORDS = 3
+MAX_TITLE_WORDS = 2
+MIN_NEED_WORDS = 2
+
+Reaction = Literal["like", "dislike"]
+
+_RAW_TOKEN_SPLIT = re.compile(r"[\s,;:/()\[\]{}|+*]+")
+_LETTERS = re.compile(r"[^\W\d_]+")
+_STOP_TEXT = """
+    a about above after all also an and any are as at be been but by can each for from has have her his how if
+    in into is it its just more most no nor not of off on one only or our out over per so some such than that
+    the their them then there these they this those to too two three four five six ten twelve under up very via
+    was we were what when which while who will with without you your
+    pack packs package packaging count counts piece pieces pcs pc set sets box boxes case item items unit units
+    each dozen inch inches yard yards foot feet lbs pound pounds ounce ounces size sizes assorted new may vary
+    image shown includes include including use used sale hot free
+"""
+_STOP_WORDS = frozenset(_STOP_TEXT.split())
+
+
+def _raw_tokens(text: str) -> list[str]:
+    return [token for token in _RAW_TOKEN_SPLIT.split(text) if token]
+
+
+def _words(text: str) -> list[str]:
+    """Lowercase letter runs of the tokens without a digit (a token with one is a model number or a size)."""
+    return [
+        word.casefold()
+        for token in _raw_tokens(text)
+        if not any(ch.isdigit() for ch in token)
+        for word in _LETTERS.findall(token)
+    ]
+
+
+def _same_word(word: str, others: Iterable[str]) -> bool:
+    stem = word.removesuffix("s")
+    return any(stem == other.removesuffix("s") for other in others)
+
+
+@dataclass(frozen=True)
+class Episode:
+    """One benchmark episode.
+
+    Attributes:
+        episode_id: Unique id, used as the request's session id.
+        user_id: The test shopper.
+        target: The item the shopper wants: the last item of their history.
+        others: The shopper's other distinct items, oldest first.
+        seed: Seeds everything random in this episode (the brand answer, the need statement's title words).
+    """
+
+    episode_id: str
+    user_id: str
+    target: str
+    others: tuple[str, ...]
+    seed: int
+
+
+def episodes_from_split(
+    split: Split, settings: EvalSettings, max_episodes: int | None = None
+) -> list[Episode]:
+    """One episode per test user (sorted by user id); with ``max_episodes``, a seeded sample of them.
+
+    Example:
+        >>> from data.schema import Catalog, Interaction, Interactions, Item
+        >>> from data.splits import make_split
+        >>> catalog = Catalog([Item(f"i{n}", "x") for n in range(5)])
+        >>> events = Interactions([Interaction(f"u{u}", f"i{n}", order=n) for u in range(10) for n in range(u % 5)])
+        >>> split = make_split(catalog, events, EvalSettings(test_share=0.5))
+        >>> [(e.target, e.others) for e in episodes_from_split(split, EvalSettings(), max_episodes=2)]
+        [('i0', ()), ('i1', ('i0',))]
+    """
+    users = [user for user in split.test_users if split.histories.get(user)]
+    if max_episodes is not None and max_episodes < len(users):
+        rng = np.random.default_rng(stable_seed(settings.seed, "episodes"))
+        chosen = set(rng.choice(len(users), size=max_episodes, replace=False).tolist())
+        users = [user for position, user in enumerate(users) if position in chosen]
+    episodes = []
+    for user in users:
+        history = split.histories[user]
+        target = history[-1]
+        others = tuple(item for item in dict.fromkeys(history) if item != target)
+        episodes.append(
+            Episode(f"{user}#{target}", user, target, others, stable_seed(settings.seed, "episode", user))
+        )
+    return episodes
+
+
+def question_order(facets: Facets) -> tuple[str, ...]:
+    """The fixed answer order of the benchmark over a catalog's informative facets (see the module docstring).
+
+    Example:
+        >>> from data.facets import discover_facets
+        >>> from data.schema import Catalog, Item
+        >>> paths = [("A", "B", "C"), ("A", "D", "E"), ("F", "G", "H")]
+        >>> items = [Item(str(n), "x", brand=str(n), categories=path) for n, path in enumerate(paths)]
+        >>> question_order(discover_facets(Catalog(items)))
+        ('category_1', 'category_2', 'brand', 'need', 'category_3')
+    """
+    informative = [facet for facet in facets if facet.informative]
+    categories = [facet.name for facet in informative if facet.kind is FacetKind.CATEGORY]
+    brand = [facet.name for facet in informative if facet.kind is FacetKind.BRAND]
+    rest = [facet.name for facet in informative if facet.kind in (FacetKind.PRICE_BAND, FacetKind.ATTRIBUTE)]
+    return (*categories[:2], *brand, NEED, *categories[2:], *rest)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer of the simulated shopper.
+
+    Attributes:
+        question: The facet name, or :data:`NEED`.
+        value: The facet value key or the need statement; ``None`` for "no preference".
+        text: What the shopper says (the value's label, the statement, or ``"no preference"``).
+    """
+
+    question: str
+    value: str | None
+    text: str
+
+    @property
+    def no_preference(self) -> bool:
+        return self.value is None
+
+
+@dataclass(frozen=True, eq=False)
+class ShopperWorld:
+    """What every simulated shopper of one catalog knows: the catalog, its facets, and word statistics.
+
+    Built once per benchmark run so that each episode's shopper is cheap.
+
+    Attributes:
+        catalog: The catalog.
+        facets: Its facets.
+        settings: The evaluation settings (``brand_no_preference``).
+        order: :func:`question_order` of the facets.
+        brand_keys: Every catalog brand's matching key.
+        title_frequency: In how many catalog titles each word occurs.
+    """
+
+    catalog: Catalog
+    facets: Facets
+    settings: EvalSettings
+    order: tuple[str, ...]
+    brand_keys: frozenset[str]
+    title_frequency: Counter[str]
+
+    @classmethod
+    def build(cls, catalog: Catalog, facets: Facets, settings: EvalSettings) -> ShopperWorld:
+        frequency: Counter[str] = Counter()
+        for item in catalog:
+            frequency.update(set(_words(item.title)))
+        keys = frozenset(item.brand_key for item in catalog if item.brand_key)
+        return cls(catalog, facets, settings, question_order(facets), keys, frequency)
+
+
+class SimulatedShopper:
+    """A test shopper looking for one target item, answering from its metadata only.
+
+    Example:
+        >>> from data.facets import discover_facets
+        >>> from data.schema import Item
+        >>> items = [
+        ...     Item("p1", "BIC Round Stic Ball Pens, Medium Point, Red (GSF11)", brand="BIC",
+        ...          categories=("Office", "Writing", "Ballpoint Pens")),
+        ...     Item("p2", "Retractable Ball Pens, Medium, Blue", brand="Pilot",
+        ...          categories=("Office", "Writing", "Gel Pens")),
+        ...     Item("p3", "Retractable Round Pens, Medium Point", brand="Zebra", categories=("School", "Paper")),
+        ... ]
+        >>> catalog = Catalog(items)
+        >>> world = ShopperWorld.build(catalog, discover_facets(catalog), EvalSettings(brand_no_preference=0.0))
+        >>> shopper = SimulatedShopper(Episode("e1", "u1", "p1", ("p2",), seed=7), world)
+        >>> for answer in shopper.answers(5):
+        ...     print(f"{answer.question}: {answer.text}")
+        category_1: Office
+        category_2: Writing
+        brand: BIC
+        need: medium ballpoint pens
+        category_3: Ballpoint Pens
+        >>> shopper.react(["p1", "p3"])
+        {'p1': 'like', 'p3': 'dislike'}
+    """
+
+    def __init__(self, episode: Episode, world: ShopperWorld) -> None:
+        self.episode = episode
+        self._world = world
+        self._target = world.catalog[episode.target]
+        self._position = world.catalog.position(episode.target)
+        rng = np.random.default_rng(episode.seed)
+        self._brand_withheld = bool(rng.random() < world.settings.brand_no_preference)
+        self.need = need_statement(self._target, world, rng)
+        self._liked = frozenset((episode.target, *episode.others))
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        return self._world.order
+
+    def answers(self, k: int) -> list[Answer]:
+        """Answers to the first ``k`` questions of the fixed order (fewer when the catalog has fewer facets)."""
+        return [self._answer(question) for question in self._world.order[:k]]
+
+    def _answer(self, question: str) -> Answer:
+        if question == NEED:
+            return Answer(NEED, self.need, self.need) if self.need else Answer(NEED, None, NO_PREFERENCE)
+        facet: Facet = self._world.facets[question]
+        value = facet.value_of(self._position)
+        if value is None or (facet.kind is FacetKind.BRAND and self._brand_withheld):
+            return Answer(question, None, NO_PREFERENCE)
+        return Answer(question, value.key, value.label)
+
+    def react(self, item_ids: Iterable[str]) -> dict[str, Reaction]:
+        """Likes the target and the shopper's other items, dislikes everything else."""
+        return {item_id: "like" if item_id in self._liked else "dislike" for item_id in item_ids}
+
+    def to_request(self, answers: Sequence[Answer], session_id: str | None = None) -> Request:
+        """The request a system receives after these answers (session id defaults to the episode id)."""
+        return Request(
+            facets={a.question: a.value for a in answers if a.question != NEED and a.value is not None},
+            need=next((a.value for a in answers if a.question == NEED and a.value is not None), ""),
+            answered=len(answers),
+            session_id=self.episode.episode_id if session_id is None else session_id,
+        )
+
+
+def need_statement(item: Item, world: ShopperWorld, rng: np.random.Generator) -> str:
+    """The short need statement a shopper looking for ``item`` would type (rule in the module docstring)."""
+    own_brand = {*_words(item.brand), item.brand_key}
+
+    def usable(word: str) -> bool:
+        return (
+            len(word) >= 3
+            and word not in _STOP_WORDS
+            and word not in own_brand
+            and word not in world.brand_keys
+        )
+
+    def category_words(level: str) -> list[str]:
+        return list(dict.fromkeys(word for word in _words(level) if usable(word)))
+
+    levels = list(item.categories)
+    category = category_words(levels.pop())[:MAX_LEAF_WORDS] if levels else []
+    title_content = list(
+        dict.fromkeys(
+            word
+            for word in _words(item.title)
+            if usable(word) and world.title_frequency[word] >= MIN_TITLE_DOCUMENT_FREQUENCY
+        )
+    )
+    candidates = [word for word in title_content if not _same_word(word, category)]
+    budget = min(MAX_TITLE_WORDS, len(title_content) - 1, len(candidates))
+    chosen = set(rng.choice(len(candidates), size=budget, replace=False).tolist()) if budget > 0 else set()
+    from_title = [word for position, word in enumerate(candidates) if position in chosen]
+    while levels and len(from_title) + len(category) < MIN_NEED_WORDS:
+        extra = [
+            word for word in category_words(levels.pop()) if not _same_word(word, [*category, *from_title])
+        ]
+        category = [*category, *extra[: MIN_NEED_WORDS - len(from_title) - len(category)]]
+    title_words = set(_LETTERS.findall(item.title.casefold()))
+    # Plural-blind, so that "thermal laminators" never restates the title "Thermal Laminator"; title words go
+    # before category words, which carry the need.
+    while from_title or category:
+        words = [*from_title, *category]
+        if not all(_same_word(word, words) for word in title_words):
+            return " ".join(words)
+        if from_title:
+            from_title.pop()
+        else:
+            category.pop()
+    return ""

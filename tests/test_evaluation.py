@@ -1,0 +1,186 @@
+"""The benchmark harness: a planted perfect system wins, random loses, and the baselines behave as the brief says."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from assistant.evaluation import format_table, report_to_json, run_evaluation
+from assistant.simulator import NEED, episodes_from_split
+from data.schema import Catalog, Interactions
+from data.settings import EvalSettings
+from data.splits import make_split
+from ranking.system import RankingSystem, Request, TrainingData, register, registered_systems, unregister
+
+# Few resamples keep the tests fast; the figures themselves do not depend on them.
+FAST = EvalSettings(bootstrap_samples=200)
+BASELINES = ("random", "popularity", "faceted_popularity")
+
+
+class Oracle(RankingSystem):
+    """Planted perfect system: finds each episode's target through the session id (a test-only cheat)."""
+
+    name = "oracle"
+    description = "Knows every target."
+
+    def __init__(self, targets: dict[str, str]) -> None:
+        self.targets = targets
+
+    def fit(self, data: TrainingData) -> None:
+        self.catalog = data.catalog
+
+    def score(self, request: Request) -> np.ndarray:
+        scores = np.zeros(len(self.catalog))
+        scores[self.catalog.position(self.targets[request.session_id])] = 1.0
+        return scores
+
+
+class Constant(RankingSystem):
+    """Every item ties: the ranking is the tie-break alone."""
+
+    name = "constant"
+    description = "All zeros."
+
+    def fit(self, data: TrainingData) -> None:
+        self.n_items = len(data.catalog)
+
+    def score(self, request: Request) -> np.ndarray:
+        return np.zeros(self.n_items)
+
+
+class OtherConstant(Constant):
+    name = "other_constant"
+
+
+class WrongShape(Constant):
+    name = "wrong_shape"
+
+    def score(self, request: Request) -> np.ndarray:
+        return np.zeros(self.n_items + 1)
+
+
+def test_baselines_are_registered():
+    systems = registered_systems()
+    assert set(BASELINES) <= set(systems)
+    assert all(issubclass(systems[name], RankingSystem) and systems[name].description for name in BASELINES)
+
+
+def test_register_refuses_a_taken_name_and_a_missing_one():
+    with pytest.raises(ValueError, match="already registered"):
+        register(type("Impostor", (Constant,), {"name": "popularity"}))
+    with pytest.raises(ValueError, match="name"):
+        register(type("Nameless", (Constant,), {"name": ""}))
+    register(Constant)
+    try:
+        assert registered_systems()["constant"] is Constant
+    finally:
+        unregister("constant")
+    assert "constant" not in registered_systems()
+
+
+def test_planted_perfect_system_ranks_first_and_random_last(office):
+    catalog, interactions = office
+    settings = FAST
+    episodes = episodes_from_split(make_split(catalog, interactions, settings), settings, max_episodes=200)
+    oracle = Oracle({episode.episode_id: episode.target for episode in episodes})
+    report = run_evaluation(
+        catalog, interactions, settings, answers=(0, 3), systems=[oracle, *BASELINES], max_episodes=200
+    )
+    assert report.sizes.episodes == 200
+    for k in (0, 3):
+        perfect = report.result("oracle", k).metrics
+        assert perfect.hit_rate.value == perfect.ndcg.value == perfect.mrr.value == 1.0
+        mrr = {name: report.result(name, k).metrics.mrr.value for name in (*BASELINES, "oracle")}
+        assert max(mrr, key=mrr.get) == "oracle"
+        assert min(mrr, key=mrr.get) == "random"
+    # New arrivals have no training signal, but the oracle still finds them.
+    assert report.result("oracle", 3).metrics.new_hit_rate.value == 1.0
+
+
+def test_faceted_popularity_beats_popularity_at_three_answers(office):
+    catalog, interactions = office
+    report = run_evaluation(
+        catalog, interactions, FAST, answers=(0, 3), systems=["popularity", "faceted_popularity"]
+    )
+    assert report.sizes.episodes == 490
+    faceted = report.result("faceted_popularity", 3).metrics.hit_rate
+    popular = report.result("popularity", 3).metrics.hit_rate
+    assert faceted.low > popular.high
+    assert popular.value < 0.05 < 0.3 < faceted.value
+    # With nothing said, filtering has nothing to filter on.
+    assert report.result("faceted_popularity", 0).metrics == report.result("popularity", 0).metrics
+    assert report.order[:5] == ("category_1", "category_2", "brand", NEED, "category_3")
+
+
+def _small_store(n_users: int = 300) -> tuple[Catalog, Interactions]:
+    from data.schema import Interaction, Item
+
+    rng = np.random.default_rng(4)
+    items = [
+        Item(f"i{n}", f"Widget {n}", brand=f"B{n % 5}", categories=(f"C{n % 3}", f"D{n % 6}"))
+        for n in range(80)
+    ]
+    events = [
+        Interaction(f"u{u}", f"i{int(rng.zipf(1.5)) % 80}", order=n)
+        for u in range(n_users)
+        for n in range(int(rng.integers(2, 7)))
+    ]
+    return Catalog(items), Interactions(events)
+
+
+def test_ties_are_broken_the_same_way_for_every_system_and_not_by_catalog_order():
+    catalog, interactions = _small_store()
+    settings = replace(FAST, test_share=0.3)
+    report = run_evaluation(
+        catalog, interactions, settings, answers=(0,), systems=[Constant(), OtherConstant()]
+    )
+    first, second = report.results
+    assert (first.system, second.system) == ("constant", "other_constant")
+    assert first.metrics == second.metrics
+    # Catalog order would show the same ten items to everyone.
+    assert first.metrics.coverage.value > 10 / len(catalog)
+
+
+def test_report_is_deterministic_and_complete():
+    catalog, interactions = _small_store()
+    settings = replace(FAST, test_share=0.3)
+    report = run_evaluation(catalog, interactions, settings, answers=(0, 1, 2))
+    again = run_evaluation(catalog, interactions, settings, answers=(0, 1, 2))
+    assert [row.metrics for row in report.results] == [row.metrics for row in again.results]
+    assert [(row.answers, row.system) for row in report.results][:3] == [(0, name) for name in BASELINES]
+    assert report.answers == (0, 1, 2)
+    assert report.sizes.test_users == report.sizes.episodes == 90
+    assert report.sizes.train_users + report.sizes.validation_users + report.sizes.test_users == 300
+    assert report.order == ("category_1", "category_2", "brand", NEED)
+    assert [name for name, _ in report.systems][:3] == list(BASELINES)
+
+    table = format_table(report)
+    assert (
+        "HR@10" in table
+        and "new HR@10" in table
+        and "Answer order: category_1, category_2, brand, need" in table
+    )
+    assert sum(line.startswith(("0 ", "1 ", "2 ")) for line in table.splitlines()) == 3 * len(report.systems)
+
+    document = report_to_json(report)
+    assert document["sizes"]["episodes"] == 90
+    assert document["results"][0]["metrics"]["hit_rate"].keys() == {"value", "low", "high", "n"}
+    json.dumps(document, allow_nan=False)
+
+
+def test_episode_cap_and_bad_systems():
+    catalog, interactions = _small_store()
+    settings = replace(FAST, test_share=0.3)
+    capped = run_evaluation(catalog, interactions, settings, answers=(1,), systems=["random"], max_episodes=7)
+    assert capped.sizes.episodes == 7 and capped.result("random", 1).metrics.hit_rate.n == 7
+    with pytest.raises(KeyError, match="unknown ranking system"):
+        run_evaluation(catalog, interactions, settings, systems=["no_such_system"])
+    with pytest.raises(ValueError, match="no test episodes"):
+        run_evaluation(catalog, interactions, replace(settings, test_share=0.0), systems=["random"])
+    with pytest.raises(ValueError, match="distinct names"):
+        run_evaluation(catalog, interactions, settings, answers=(0,), systems=[Constant(), Constant()])
+    with pytest.raises(ValueError, match="shape"):
+        run_evaluation(catalog, interactions, settings, answers=(0,), systems=[WrongShape()])
