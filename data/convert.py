@@ -81,14 +81,24 @@ def _read_object(path: Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DataError(
             ValidationIssue(
-                "malformed_json", path, getattr(error, "lineno", 0), "", "", f"not valid JSON ({error})",
+                "malformed_json",
+                path,
+                getattr(error, "lineno", 0),
+                "",
+                "",
+                f"not valid JSON ({error})",
                 "LC-Rec files are single JSON objects; re-export the file.",
             )
         ) from None
     if not isinstance(document, dict) or not document:
         raise DataError(
             ValidationIssue(
-                "empty_file", path, 0, "", preview(type(document).__name__), "expected a non-empty JSON object",
+                "empty_file",
+                path,
+                0,
+                "",
+                preview(type(document).__name__),
+                "expected a non-empty JSON object",
                 "Pass the LC-Rec '.item.json' and '.inter.json' files.",
             )
         )
@@ -101,17 +111,31 @@ def _items(path: Path, document: dict, issues: list[ValidationIssue]) -> Iterato
     )
     for item_id, record in document.items():
         if not isinstance(record, dict):
-            issues.append(ValidationIssue(
-                "not_an_object", path, 0, f'["{item_id}"]', preview(record), "an item must be a JSON object",
-                "Each value must look like {\"title\": ..., \"description\": ..., \"brand\": ..., \"categories\": ...}.",
-            ))
+            issues.append(
+                ValidationIssue(
+                    "not_an_object",
+                    path,
+                    0,
+                    f'["{item_id}"]',
+                    preview(record),
+                    "an item must be a JSON object",
+                    'Each value must look like {"title": ..., "description": ..., "brand": ..., "categories": ...}.',
+                )
+            )
             continue
         title = clean_text(str(record.get("title") or ""))
         if not title:
-            issues.append(ValidationIssue(
-                "missing_title", path, 0, f'["{item_id}"].title', preview(record.get("title")),
-                "every item needs a title", "Add a title or remove the item.",
-            ))
+            issues.append(
+                ValidationIssue(
+                    "missing_title",
+                    path,
+                    0,
+                    f'["{item_id}"].title',
+                    preview(record.get("title")),
+                    "every item needs a title",
+                    "Add a title or remove the item.",
+                )
+            )
             continue
         yield Item(
             item_id=str(item_id),
@@ -122,20 +146,36 @@ def _items(path: Path, document: dict, issues: list[ValidationIssue]) -> Iterato
         )
 
 
-def _interactions(path: Path, document: dict, known: set[str], issues: list[ValidationIssue]) -> Iterator[Interaction]:
+def _interactions(
+    path: Path, document: dict, known: set[str], issues: list[ValidationIssue]
+) -> Iterator[Interaction]:
     for user_id, history in document.items():
         if not isinstance(history, list):
-            issues.append(ValidationIssue(
-                "not_a_list", path, 0, f'["{user_id}"]', preview(history), "a history must be a list of item ids",
-                "Each value must be a JSON list of item ids, oldest first.",
-            ))
+            issues.append(
+                ValidationIssue(
+                    "not_a_list",
+                    path,
+                    0,
+                    f'["{user_id}"]',
+                    preview(history),
+                    "a history must be a list of item ids",
+                    "Each value must be a JSON list of item ids, oldest first.",
+                )
+            )
             continue
         for order, item_id in enumerate(history):
             if str(item_id) not in known:
-                issues.append(ValidationIssue(
-                    "unknown_item_id", path, 0, f'["{user_id}"][{order}]', preview(item_id),
-                    "item id not in the item file", "Remove the interaction or add the item.",
-                ))
+                issues.append(
+                    ValidationIssue(
+                        "unknown_item_id",
+                        path,
+                        0,
+                        f'["{user_id}"][{order}]',
+                        preview(item_id),
+                        "item id not in the item file",
+                        "Remove the interaction or add the item.",
+                    )
+                )
                 continue
             yield Interaction(user_id=str(user_id), item_id=str(item_id), order=order, event=Event.REVIEW)
 
@@ -158,7 +198,9 @@ def read_lcrec(items_path: Path, interactions_path: Path, *, strict: bool = Fals
     if strict and issues:
         raise DataError(issues[0])
     known = {item.item_id for item in items}
-    interactions = list(_interactions(Path(interactions_path), _read_object(interactions_path), known, issues))
+    interactions = list(
+        _interactions(Path(interactions_path), _read_object(interactions_path), known, issues)
+    )
     if strict and issues:
         raise DataError(issues[0])
     return LcRecData(items, interactions, issues)

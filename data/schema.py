@@ -111,7 +111,9 @@ class Interactions:
         return len(self.events)
 
     def histories(self) -> dict[str, list[str]]:
-        """Each shopper's item ids, oldest first (by timestamp, else order, else file order); users in first-seen order."""
+        """Each shopper's item ids, oldest first (by timestamp, else order, else file order).
+
+        Users come in the order they are first seen."""
         per_user: dict[str, list[tuple[float, int, str]]] = {}
         for position, event in enumerate(self.events):
             key = event.timestamp if event.timestamp is not None else event.order

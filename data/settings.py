@@ -120,7 +120,9 @@ def load_settings(
     environ = os.environ if environ is None else environ
     if config is None:
         named = environ.get(f"{ENV_PREFIX}CONFIG")
-        config = Path(named) if named else (Path("concierge.toml") if Path("concierge.toml").exists() else None)
+        config = (
+            Path(named) if named else (Path("concierge.toml") if Path("concierge.toml").exists() else None)
+        )
     settings = Settings()
     sections = {f.name for f in fields(Settings)}
     if config is not None:
@@ -132,15 +134,30 @@ def load_settings(
             raise SettingsError(f"{config}: not valid TOML ({error})") from None
         for name, values in document.items():
             if name not in sections or not isinstance(values, dict):
-                raise SettingsError(f"{config}: unknown section [{name}]; known: {', '.join(sorted(sections))}")
-            settings = replace(settings, **{name: _apply(getattr(settings, name), values, lambda key, n=name: f"{config} [{n}] {key}")})
+                raise SettingsError(
+                    f"{config}: unknown section [{name}]; known: {', '.join(sorted(sections))}"
+                )
+            settings = replace(
+                settings,
+                **{
+                    name: _apply(getattr(settings, name), values, lambda key, n=name: f"{config} [{n}] {key}")
+                },
+            )
     for name in sections:
         prefix = f"{ENV_PREFIX}{name.upper()}_"
-        values = {key[len(prefix) :].lower(): value for key, value in environ.items() if key.startswith(prefix)}
+        values = {
+            key[len(prefix) :].lower(): value for key, value in environ.items() if key.startswith(prefix)
+        }
         if values:
-            settings = replace(settings, **{name: _apply(getattr(settings, name), values, lambda key, p=prefix: f"{p}{key.upper()}")})
+            settings = replace(
+                settings,
+                **{name: _apply(getattr(settings, name), values, lambda key, p=prefix: f"{p}{key.upper()}")},
+            )
     for name, values in overrides.items():
         if name not in sections:
             raise SettingsError(f"unknown settings section '{name}'")
-        settings = replace(settings, **{name: _apply(getattr(settings, name), values, lambda key, n=name: f"option {n}.{key}")})
+        settings = replace(
+            settings,
+            **{name: _apply(getattr(settings, name), values, lambda key, n=name: f"option {n}.{key}")},
+        )
     return settings

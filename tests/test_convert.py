@@ -26,9 +26,17 @@ def test_ambiguous_commas_are_decided_from_the_tree():
         "Office Electronics",
     ]
     levels = split_lcrec_categories(paths)
-    assert levels[paths[0]] == ("Office & School Supplies", "Tape, Adhesives & Fasteners", "Tape", "Transparent Tape")
+    assert levels[paths[0]] == (
+        "Office & School Supplies",
+        "Tape, Adhesives & Fasteners",
+        "Tape",
+        "Transparent Tape",
+    )
     assert levels[paths[1]] == (
-        "Office & School Supplies", "Envelopes, Mailers & Shipping Supplies", "Envelopes", "Business Envelopes"
+        "Office & School Supplies",
+        "Envelopes, Mailers & Shipping Supplies",
+        "Envelopes",
+        "Business Envelopes",
     )
     assert levels[paths[2]][-2:] == ("Envelopes", "Booklet & Catalog Envelopes")
     # "Office Electronics" is a whole path elsewhere, so it is a level of its own.

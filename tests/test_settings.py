@@ -13,10 +13,8 @@ def test_defaults_point_at_the_bundled_sample():
 
 def test_file_then_environment_then_options(tmp_path: Path):
     config = tmp_path / "concierge.toml"
-    config.write_text('[eval]\nseed = 5\ntest_share = 0.2\n[server]\nport = 9000\n', encoding="utf-8")
-    settings = load_settings(
-        config, environ={"CONCIERGE_EVAL_SEED": "7"}, server={"port": 9100}
-    )
+    config.write_text("[eval]\nseed = 5\ntest_share = 0.2\n[server]\nport = 9000\n", encoding="utf-8")
+    settings = load_settings(config, environ={"CONCIERGE_EVAL_SEED": "7"}, server={"port": 9100})
     assert settings.eval.seed == 7
     assert settings.eval.test_share == 0.2
     assert settings.server.port == 9100

@@ -122,14 +122,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="concierge", description="Concierge: a conversational shopping assistant for new shoppers."
     )
-    parser.add_argument("--config", type=Path, help="settings file (TOML); default: concierge.toml if present")
+    parser.add_argument(
+        "--config", type=Path, help="settings file (TOML); default: concierge.toml if present"
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def data_command(name: str, help_text: str) -> argparse.ArgumentParser:
         command = commands.add_parser(name, help=help_text, description=help_text)
-        command.add_argument("--catalog", type=Path, help="catalog file (.jsonl, .csv, .parquet); default: sample")
-        command.add_argument("--interactions", type=Path, help="interactions file; default: the bundled sample")
-        command.add_argument("--strict", action="store_true", help="stop at the first bad row (exit status 2)")
+        command.add_argument(
+            "--catalog", type=Path, help="catalog file (.jsonl, .csv, .parquet); default: sample"
+        )
+        command.add_argument(
+            "--interactions", type=Path, help="interactions file; default: the bundled sample"
+        )
+        command.add_argument(
+            "--strict", action="store_true", help="stop at the first bad row (exit status 2)"
+        )
         return command
 
     inventory = data_command("inventory", "health report of a catalog and its interactions")
@@ -165,8 +173,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         paths = {
             key: value
-            for key, value in (("catalog", getattr(args, "catalog", None)),
-                               ("interactions", getattr(args, "interactions", None)))
+            for key, value in (
+                ("catalog", getattr(args, "catalog", None)),
+                ("interactions", getattr(args, "interactions", None)),
+            )
             if value is not None
         }
         settings = load_settings(args.config, paths=paths)

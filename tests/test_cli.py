@@ -1,0 +1,118 @@
+"""The `concierge` command line, run as a real process."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from data.settings import SAMPLE_DIR
+
+HEAVY = ("torch", "gradio", "chromadb", "sentence_transformers", "transformers")
+
+
+def concierge(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ui.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
+
+
+@pytest.mark.parametrize("args", [["--help"], ["inventory"], ["inventory", "--json"]])
+def test_light_commands_import_no_heavy_library(args):
+    probe = (
+        "import sys\nfrom ui.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        f"print('HEAVY', sorted(m for m in {HEAVY!r} if m in sys.modules), file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, timeout=120)
+    assert "HEAVY []" in done.stderr
+
+
+def test_inventory_json_on_the_sample():
+    done = concierge("inventory", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["items"] == 2417
+    assert report["users"] == 4905
+    assert report["interactions"] == 53201
+    assert report["cold_items"] == 0
+    assert round(report["missing"]["description"], 3) == 0.264
+
+
+def test_inventory_of_a_catalog_alone(tmp_path: Path):
+    catalog = tmp_path / "items.csv"
+    catalog.write_text("item_id,title,brand\n1,Blue Pen,Pilot\n2,Red Pen,\n", encoding="utf-8")
+    done = concierge("inventory", "--catalog", str(catalog))
+    assert done.returncode == 0, done.stderr
+    assert "Items                 2" in done.stdout
+    assert "Interactions" not in done.stdout
+
+
+def test_strict_stops_with_status_2_and_lenient_reports(tmp_path: Path):
+    catalog = tmp_path / "items.jsonl"
+    catalog.write_text('{"item_id": "1", "title": "Pen"}\n{"item_id": "2", "title": ""}\n', encoding="utf-8")
+    strict = concierge("inventory", "--catalog", str(catalog), "--strict")
+    assert strict.returncode == 2
+    assert strict.stderr.startswith(f"error: {catalog}:2: field 'title'")
+    lenient = concierge("inventory", "--catalog", str(catalog))
+    assert lenient.returncode == 0
+    assert "Items                 1" in lenient.stdout
+    assert f"{catalog}:2: field 'title'" in lenient.stderr
+
+
+def test_eval_needs_interactions_for_another_catalog(tmp_path: Path):
+    catalog = tmp_path / "items.jsonl"
+    catalog.write_text('{"item_id": "1", "title": "Pen"}\n', encoding="utf-8")
+    done = concierge("eval", "--catalog", str(catalog))
+    assert done.returncode == 2
+    assert "'eval' needs --interactions" in done.stderr
+
+
+def test_convert_reproduces_the_bundled_sample(tmp_path: Path):
+    lcrec = SAMPLE_DIR / "lcrec"
+    done = concierge(
+        "convert", "lcrec", str(lcrec / "Office.item.json"), str(lcrec / "Office.inter.json"), str(tmp_path)
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Wrote 2,417 items and 53,201 interactions" in done.stdout
+    assert done.stderr.count("skipped: ") == 60
+    for name in ("items.jsonl", "interactions.jsonl"):
+        assert (tmp_path / name).read_bytes() == (SAMPLE_DIR / name).read_bytes()
+
+
+def test_eval_json_on_the_sample():
+    done = concierge(
+        "eval",
+        "--answers",
+        "0,3",
+        "--systems",
+        "popularity,faceted_popularity",
+        "--episodes",
+        "100",
+        "--json",
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    by_key = {(row["answers"], row["system"]): row for row in report["results"]}
+    assert set(by_key) == {
+        (0, "popularity"),
+        (0, "faceted_popularity"),
+        (3, "popularity"),
+        (3, "faceted_popularity"),
+    }
+    hit_rate = {key: row["metrics"]["hit_rate"]["value"] for key, row in by_key.items()}
+    assert hit_rate[3, "faceted_popularity"] > hit_rate[3, "popularity"] + 0.3
+    assert report["sizes"]["episodes"] == 100
+
+
+def test_bad_answers_option():
+    done = concierge("eval", "--answers", "x")
+    assert done.returncode == 2
+    assert "--answers expects K, K-K or K,K,..." in done.stderr
+
+
+def test_demo_check_says_what_is_not_built_yet():
+    done = concierge("demo", "--check")
+    assert done.returncode == 0, done.stderr
+    assert "catalog: 2,417 items; interactions: 53,201" in done.stdout
+    assert "vector index (Chroma): not built yet" in done.stdout
