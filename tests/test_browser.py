@@ -45,9 +45,10 @@ def test_a_shopper_clicks_quick_replies_types_a_brand_and_gets_matching_picks(pa
 
     chat = page.locator(".message-wrap")
     expect(chat).to_contain_text("What are you shopping for?", timeout=30_000)
-    page.get_by_label("Office Electronics").check()
+    # click, not check: each answer clears the quick-reply selection, which check() would report as a failure.
+    page.get_by_label("Office Electronics").click()
     expect(chat).to_contain_text("Which of these fits best?")
-    page.get_by_label("Ink").check()
+    page.get_by_label("Ink").click()
     expect(chat).to_contain_text("Which brand do you prefer?")
     box = page.locator("#message textarea")
     box.fill("hp")
