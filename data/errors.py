@@ -46,7 +46,8 @@ class ValidationIssue:
         where = f"{self.file}:{self.line}" if self.line else str(self.file)
         what = f" field '{self.field}'" if self.field else ""
         value = f" value {self.value}" if self.value else ""
-        return f"{where}:{what}{value}: {self.message}. {self.hint}"
+        at = f"{what}{value}:" if what or value else ""
+        return f"{where}:{at} {self.message}. {self.hint}"
 
 
 class DataError(Exception):

@@ -1,10 +1,11 @@
 """Load catalogs and interactions from JSONL, CSV or Parquet files, validating every row.
 
-The format is chosen by the file's suffix; the fields and rules are described in ``docs/formats.md``. Every bad
-row becomes a :class:`~data.errors.ValidationIssue` with a stable ``rule`` id (see :data:`RULES`). Under
-:attr:`Policy.STRICT` the first one is raised as a :class:`~data.errors.DataError`; under :attr:`Policy.LENIENT`
-the row is skipped and the finding counted in a :class:`LoadReport`. A problem with the whole file (missing,
-empty, unknown suffix, no data rows, a missing required column) is raised whatever the policy.
+The format is chosen by the file's suffix; the fields and rules are described in ``docs/formats.md``.
+Every bad row becomes a :class:`~data.errors.ValidationIssue` with a stable ``rule`` id (see :data:`RULES`).
+Under :attr:`Policy.STRICT` the first one is raised as a :class:`~data.errors.DataError`; under
+:attr:`Policy.LENIENT` the row is skipped and the finding counted in a :class:`LoadReport`. A problem with
+the whole file (missing, empty, unknown suffix, no data rows, a missing required column) is raised whatever
+the policy.
 
 Files are streamed: text formats are read in binary with a bounded ``readline`` so that one huge line never
 sits in memory whole, and Parquet is read in record batches.
@@ -26,6 +27,7 @@ import json
 import math
 import os
 import re
+import sys
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -85,7 +87,7 @@ RULES: Mapping[str, str] = {
     "line_too_long": "Shorten or split the line, or raise data.max_line_bytes in the settings.",
     "malformed_json": "Fix the JSON on that line: each line holds one complete JSON object.",
     "not_an_object": 'Write each row as a JSON object, like {"item_id": "A1", "title": "Stapler"}.',
-    "malformed_csv": "Quote values that hold commas, quotes or line breaks, and double the quotes inside them.",
+    "malformed_csv": "Quote values that hold commas, quotes or line breaks; double the quotes inside them.",
     "column_count": "Make the row match the header; quote values that hold commas.",
     "field_too_long": "Shorten the value, or raise data.max_field_chars in the settings.",
     "missing_item_id": "Give every row an item_id.",
@@ -96,11 +98,11 @@ RULES: Mapping[str, str] = {
     "bad_text": "Write the value as a string, or leave it empty.",
     "bad_price": "Fix the price or leave it empty.",
     "bad_currency": "Use a three-letter ISO 4217 code in capitals, such as USD or EUR, or leave it empty.",
-    "bad_categories": "Give the categories as a list of strings or as one path like 'Office Products > Paper'.",
+    "bad_categories": "Give the categories as a list of strings or as a path like 'Office Products > Paper'.",
     "bad_attributes": "Give the attributes as a JSON object of names to strings, numbers or booleans.",
     "bad_image_url": "Use a full http:// or https:// address, or leave it empty.",
     "unknown_item_id": "Add the item to the catalog, or remove the interaction.",
-    "bad_timestamp": "Use seconds since the epoch or an ISO 8601 time like 2014-03-01T12:00:00Z, or leave it empty.",
+    "bad_timestamp": "Use epoch seconds or an ISO 8601 time like 2014-03-01T12:00:00Z, or leave it empty.",
     "bad_order": "Use a whole number >= 0, or leave it empty.",
     "bad_event": f"Use one of {', '.join(Event)}, or leave it empty.",
     "bad_value": "Use a number, or leave it empty.",
@@ -146,9 +148,8 @@ class LoadReport:
 
     def summary(self) -> str:
         """A few lines for a person: the counts, the findings per rule, the findings kept, the notes."""
-        lines = [
-            f"{self.file}: {self.rows_read:,} rows read, {self.rows_loaded:,} loaded, {self.rows_skipped:,} skipped"
-        ]
+        counts = f"{self.rows_read:,} rows read, {self.rows_loaded:,} loaded, {self.rows_skipped:,} skipped"
+        lines = [f"{self.file}: {counts}"]
         if self.issue_counts:
             lines.append("findings by rule:")
             lines += [f"  {rule}: {count:,}" for rule, count in sorted(self.issue_counts.items())]
@@ -248,7 +249,7 @@ class _Source:
             self.note_unknown(record, line)
 
 
-# --- reading ----------------------------------------------------------------------------------------------------
+# --- reading ------------------------------------------------------------------------------------------------
 
 
 def _skip_bom(stream: IO[bytes], source: _Source) -> None:
@@ -302,7 +303,8 @@ def _not_utf8(raw: bytes, error: UnicodeDecodeError) -> _Invalid:
     around = raw[max(0, error.start - 30) : error.start + 10].decode("utf-8", "replace").rstrip("\r\n")
     return _Invalid(
         "not_utf8",
-        f"the line is not valid UTF-8: byte 0x{raw[error.start]:02x} at offset {error.start:,} ({error.reason})",
+        f"the line is not valid UTF-8: byte 0x{raw[error.start]:02x} at offset {error.start:,} "
+        f"({error.reason})",
         value=preview(around),
     )
 
@@ -517,7 +519,7 @@ def _validated(
         yield record
 
 
-# --- fields -----------------------------------------------------------------------------------------------------
+# --- fields -------------------------------------------------------------------------------------------------
 
 
 def _kind(value: object) -> str:
@@ -612,7 +614,7 @@ def _currency(value: object, settings: DataSettings) -> str:
         raise _Invalid(
             "bad_currency", "currency must be three capital letters A-Z", "currency", preview(value)
         )
-    return value.strip()
+    return sys.intern(value.strip())
 
 
 def _categories(value: object, settings: DataSettings) -> tuple[str, ...]:
@@ -635,7 +637,7 @@ def _categories(value: object, settings: DataSettings) -> tuple[str, ...]:
 
 
 def _json_list(text: str) -> object | None:
-    """The list a string holds as JSON (how CSV cells carry levels that contain a separator), else ``None``."""
+    """The list a string holds as JSON (how CSV carries levels that contain a separator), else ``None``."""
     if not text.lstrip().startswith("["):
         return None
     try:
@@ -671,7 +673,7 @@ def _attributes(value: object, settings: DataSettings) -> tuple[tuple[str, str],
             raise _Invalid(
                 "bad_attributes", _attribute_problem(name, raw, pairs), "attributes", preview(value)
             )
-        pairs[name] = clean_text(_bounded(str(raw), "attributes", settings))
+        pairs[sys.intern(name)] = clean_text(_bounded(str(raw), "attributes", settings))
     return tuple(sorted(pairs.items()))
 
 
@@ -694,12 +696,14 @@ def _image_url(value: object, settings: DataSettings) -> str:
 
 def _item(record: Record, settings: DataSettings) -> Item:
     # Keyword arguments are evaluated in order: a row's first bad field, in this order, is the one reported.
+    # Brands and category levels repeat across a catalog: interned, each is held once (a sixth less memory
+    # for the catalog of benchmarks/bench_data.py).
     return Item(
         item_id=_id(record.get("item_id"), "item_id", "missing_item_id", settings),
         title=_title(record.get("title"), settings),
         description=_text(record.get("description"), "description", settings),
-        brand=_text(record.get("brand"), "brand", settings),
-        categories=_categories(record.get("categories"), settings),
+        brand=sys.intern(_text(record.get("brand"), "brand", settings)),
+        categories=tuple(map(sys.intern, _categories(record.get("categories"), settings))),
         price=_price(record, settings),
         attributes=_attributes(record.get("attributes"), settings),
         image_url=_image_url(record.get("image_url"), settings),
@@ -710,7 +714,7 @@ _TIMESTAMP_PROBLEM = "timestamp must be seconds since the epoch or an ISO 8601 d
 
 
 def _timestamp(value: object) -> float | None:
-    """Seconds since the epoch, from a number, a numeric or ISO 8601 string, or a datetime (naive ones are UTC)."""
+    """Epoch seconds from a number, a numeric or ISO 8601 string, or a datetime (naive ones are UTC)."""
     if isinstance(value, str) and not _blank_value(value):
         value = _parse_time(value)
     if isinstance(value, dt.datetime):
@@ -756,9 +760,10 @@ def _event(value: object) -> Event | None:
 
 
 def _interaction(record: Record, settings: DataSettings, known_items: Container[str] | None) -> Interaction:
+    # Shoppers and items come back many times in a log: interned, each id is held once.
     interaction = Interaction(
-        user_id=_id(record.get("user_id"), "user_id", "missing_user_id", settings),
-        item_id=_id(record.get("item_id"), "item_id", "missing_item_id", settings),
+        user_id=sys.intern(_id(record.get("user_id"), "user_id", "missing_user_id", settings)),
+        item_id=sys.intern(_id(record.get("item_id"), "item_id", "missing_item_id", settings)),
         timestamp=_timestamp(record.get("timestamp")),
         order=_order(record.get("order")),
         event=_event(record.get("event")),
@@ -771,7 +776,7 @@ def _interaction(record: Record, settings: DataSettings, known_items: Container[
     return interaction
 
 
-# --- loading ----------------------------------------------------------------------------------------------------
+# --- loading ------------------------------------------------------------------------------------------------
 
 
 def iter_items(
@@ -879,11 +884,11 @@ def load_interactions(
     return Interactions(events), report
 
 
-# --- writing ----------------------------------------------------------------------------------------------------
+# --- writing ------------------------------------------------------------------------------------------------
 
 
 def write_items(items: Iterable[Item], path: PathLike) -> int:
-    """Write items in the standard form, the format chosen by the suffix; returns how many were written.
+    """Write items in the standard form, the format chosen by the suffix; returns the count written.
 
     The file is written under a temporary name and renamed at the end, so a failed write leaves no half file.
     """
@@ -891,7 +896,10 @@ def write_items(items: Iterable[Item], path: PathLike) -> int:
 
 
 def write_interactions(events: Iterable[Interaction], path: PathLike) -> int:
-    """Write interactions in the standard form, the format chosen by the suffix; returns how many were written."""
+    """Write interactions in the standard form, the format chosen by the suffix; returns the count written.
+
+    The file is written under a temporary name and renamed at the end, so a failed write leaves no half file.
+    """
     return _write(map(_interaction_record, events), Path(path), _INTERACTIONS)
 
 
@@ -945,7 +953,9 @@ def _write(records: Iterator[dict[str, object]], path: Path, layout: _Layout) ->
 def _write_jsonl(records: Iterator[dict[str, object]], stream: IO[str]) -> int:
     count = 0
     for record in records:
-        stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+        # Empty optional fields are left out: every reader treats a missing field and an empty one alike.
+        present = {key: value for key, value in record.items() if value not in (None, "", [], {})}
+        stream.write(json.dumps(present, ensure_ascii=False) + "\n")
         count += 1
     return count
 

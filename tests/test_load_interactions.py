@@ -46,45 +46,43 @@ RULES = [
     pytest.param(
         "bad_id",
         '{"user_id": {"id": 1}, "item_id": "A2"}',
-        "2: field 'user_id' value \"{'id': 1}\": user_id must be a string or a whole number, found an object. "
-        "Write the id as a string or a whole number.",
+        "2: field 'user_id' value \"{'id': 1}\": user_id must be a string or a whole number, found an "
+        "object. Write the id as a string or a whole number.",
         id="user-id-object",
     ),
     pytest.param(
         "bad_timestamp",
         '{"user_id": "u1", "item_id": "A2", "timestamp": "yesterday"}',
-        "2: field 'timestamp' value 'yesterday': timestamp must be seconds since the epoch or an ISO 8601 date "
-        "and time. Use seconds since the epoch or an ISO 8601 time like 2014-03-01T12:00:00Z, or leave it "
-        "empty.",
+        "2: field 'timestamp' value 'yesterday': timestamp must be seconds since the epoch or an ISO 8601 "
+        "date and time. Use epoch seconds or an ISO 8601 time like 2014-03-01T12:00:00Z, or leave it empty.",
         id="timestamp-text",
     ),
     pytest.param(
         "bad_timestamp",
         '{"user_id": "u1", "item_id": "A2", "timestamp": [2014]}',
         "2: field 'timestamp' value '[2014]': timestamp must be seconds since the epoch or an ISO 8601 date "
-        "and time. Use seconds since the epoch or an ISO 8601 time like 2014-03-01T12:00:00Z, or leave it "
-        "empty.",
+        "and time. Use epoch seconds or an ISO 8601 time like 2014-03-01T12:00:00Z, or leave it empty.",
         id="timestamp-list",
     ),
     pytest.param(
         "bad_order",
         '{"user_id": "u1", "item_id": "A2", "order": -1}',
-        "2: field 'order' value '-1': order must be a whole number >= 0. Use a whole number >= 0, or leave it "
-        "empty.",
+        "2: field 'order' value '-1': order must be a whole number >= 0. Use a whole number >= 0, or leave "
+        "it empty.",
         id="order-negative",
     ),
     pytest.param(
         "bad_order",
         '{"user_id": "u1", "item_id": "A2", "order": 1.5}',
-        "2: field 'order' value '1.5': order must be a whole number >= 0. Use a whole number >= 0, or leave it "
-        "empty.",
+        "2: field 'order' value '1.5': order must be a whole number >= 0. Use a whole number >= 0, or leave "
+        "it empty.",
         id="order-fraction",
     ),
     pytest.param(
         "bad_event",
         '{"user_id": "u1", "item_id": "A2", "event": "click"}',
-        "2: field 'event' value 'click': event must be one of view, cart, purchase, review, rating. Use one of "
-        "view, cart, purchase, review, rating, or leave it empty.",
+        "2: field 'event' value 'click': event must be one of view, cart, purchase, review, rating. Use one "
+        "of view, cart, purchase, review, rating, or leave it empty.",
         id="event",
     ),
     pytest.param(
@@ -207,7 +205,7 @@ def test_csv_without_a_user_column(tmp_path: Path) -> None:
     with pytest.raises(DataError) as raised:
         load_interactions(path)
     assert str(raised.value) == (
-        f"{path}:: no column 'user_id'; the columns are 'customer', 'item_id'. Add or rename the column; "
+        f"{path}: no column 'user_id'; the columns are 'customer', 'item_id'. Add or rename the column; "
         "docs/formats.md lists the field names."
     )
 

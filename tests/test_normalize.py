@@ -1,4 +1,4 @@
-"""Properties of the text normalisation (clean_text, split_category_path, brand_key), checked with Hypothesis."""
+"""Properties of clean_text, split_category_path and brand_key, checked with Hypothesis."""
 
 from __future__ import annotations
 
