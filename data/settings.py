@@ -2,7 +2,8 @@
 
 Nothing else in the project reads environment variables. A file is taken from ``--config``, else from the
 ``CONCIERGE_CONFIG`` variable, else ``concierge.toml`` in the working directory when present. Each section of the
-file is a section below (``[paths]``, ``[data]``, ``[eval]``, ``[server]``); each variable is
+file is a section below (``[paths]``, ``[data]``, ``[eval]``, ``[retrieval]``, ``[llm]``, ``[describe]``,
+``[server]``); each variable is
 ``CONCIERGE_<SECTION>_<FIELD>`` in capitals, for example ``CONCIERGE_EVAL_SEED=7`` or
 ``CONCIERGE_PATHS_ARTIFACTS=/srv/concierge``.
 
@@ -34,6 +35,8 @@ class SettingsError(ValueError):
 class PathSettings:
     catalog: Path = SAMPLE_DIR / "items.jsonl"
     interactions: Path = SAMPLE_DIR / "interactions.jsonl"
+    # Generated descriptions are data about the catalog, stored beside it (see data/descriptions.py).
+    descriptions: Path = SAMPLE_DIR / "descriptions.jsonl"
     artifacts: Path = Path("artifacts")
 
 
@@ -59,6 +62,38 @@ class EvalSettings:
 
 
 @dataclass(frozen=True)
+class RetrievalSettings:
+    embedding_batch_size: int = 64
+    # Empty: an embedded Chroma store under <artifacts>/chroma. A host name: a Chroma server (`chroma run`).
+    chroma_host: str = ""
+    chroma_port: int = 8000
+    candidates: int = 100
+    rrf_k: int = 60
+
+
+@dataclass(frozen=True)
+class LlmSettings:
+    # "none" (templates only), "local" (a packaged GGUF model through llama-cpp-python) or "openai" (any
+    # OpenAI-compatible server: vLLM, Ollama, a hosted model).
+    provider: str = "none"
+    # local: "auto" (the best installed packaged model) or a package name; openai: the model name.
+    model: str = "auto"
+    base_url: str = ""
+    api_key: str = ""
+    timeout_s: float = 30.0
+    max_tokens: int = 96
+    temperature: float = 0.0
+    threads: int = 2
+
+
+@dataclass(frozen=True)
+class DescribeSettings:
+    # An item whose own description has fewer characters than this is "thin" and gets a generated one.
+    min_description_chars: int = 80
+    max_words: int = 45
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 7860
@@ -69,6 +104,9 @@ class Settings:
     paths: PathSettings = field(default_factory=PathSettings)
     data: DataSettings = field(default_factory=DataSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    llm: LlmSettings = field(default_factory=LlmSettings)
+    describe: DescribeSettings = field(default_factory=DescribeSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
 
 
