@@ -1,10 +1,15 @@
 # The two commands of the README: `make demo` and `make test`. Both create .venv when it is missing, install
 # torch==2.13.0 first and alone (any other spelling pulls the CUDA build), then the project with its extras, and
 # reuse everything already installed or built.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.concierge-installed
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+# Some machines list package indexes that do not exist; pip warns once per package about them. Drop that noise.
+QUIET := 2>&1 | { grep -v "^WARNING: Location '.*' is ignored" || true; }
 
 .PHONY: demo test install lint bench
 
@@ -22,9 +27,9 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	@echo "==> Installing torch==2.13.0 (CPU build), alone and first"
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
+	@$(PIP) torch==2.13.0 $(QUIET)
 	@echo "==> Installing Concierge with its dev extra"
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@$(PIP) -e '.[dev]' $(QUIET)
 	@touch $@
 
 lint: install
