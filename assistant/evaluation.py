@@ -25,7 +25,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-import ranking.baselines  # noqa: F401 (importing it registers the baselines)
+# Importing a module registers its systems: the baselines, then the candidate generators.
+import ranking.baselines
+import ranking.candidate_systems  # noqa: F401
 from assistant.simulator import Episode, ShopperWorld, SimulatedShopper, episodes_from_split
 from data.facets import discover_facets
 from data.schema import Catalog, Interactions

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from data.errors import DataError
@@ -97,6 +98,43 @@ def _eval(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_llm(settings: Settings, args: argparse.Namespace) -> Settings:
+    overrides = {key: value for key, value in (("provider", args.provider), ("model", args.model)) if value}
+    return replace(settings, llm=replace(settings.llm, **overrides)) if overrides else settings
+
+
+def _describe(settings: Settings, args: argparse.Namespace) -> int:
+    from assistant.describe import describe_catalog
+
+    catalog, _ = _load_data(settings, args, need_interactions=False)
+    report = describe_catalog(_with_llm(settings, args), catalog, limit=args.limit, progress=not args.quiet)
+    print(report.summary())
+    return 0
+
+
+def _index(settings: Settings, args: argparse.Namespace) -> int:
+    from data.descriptions import descriptions_for_retrieval, load_descriptions
+    from retrieval.index import RetrievalError, build_index
+    from retrieval.lexical import LexicalIndex
+
+    catalog, _ = _load_data(settings, args, need_interactions=False)
+    descriptions = descriptions_for_retrieval(load_descriptions(settings.paths.descriptions), catalog)
+    _say(f"Indexing {len(catalog):,} items and {len(descriptions):,} generated descriptions ...")
+    try:
+        report = build_index(settings, catalog, descriptions, rebuild=args.rebuild, progress=not args.quiet)
+    except RetrievalError as error:
+        _say(f"error: {error}")
+        return 1
+    LexicalIndex.load_or_build(settings.paths.artifacts / "lexical", catalog, descriptions)
+    print(report.summary())
+    print(f"lexical index: {settings.paths.artifacts / 'lexical'}")
+    return 0
+
+
+def _build(settings: Settings, args: argparse.Namespace) -> int:
+    return _describe(settings, args) or _index(settings, args)
+
+
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from ui.demo import run_demo
 
@@ -152,6 +190,29 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--episodes", type=int, help="cap on the number of test episodes")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     evaluate.set_defaults(handler=_eval)
+
+    def quiet(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        command.add_argument("--quiet", action="store_true", help="no progress bars")
+        return command
+
+    def llm_options(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        command.add_argument(
+            "--provider", choices=("none", "local", "openai"), help="language model provider"
+        )
+        command.add_argument("--model", help="local: 'auto' or a model package; openai: the model name")
+        command.add_argument("--limit", type=int, help="describe at most this many items now")
+        return command
+
+    describe = llm_options(
+        quiet(data_command("describe", "write descriptions for items whose own text is thin"))
+    )
+    describe.set_defaults(handler=_describe)
+    index = quiet(data_command("index", "build or update the vector and lexical indexes"))
+    index.add_argument("--rebuild", action="store_true", help="throw the index away and build it anew")
+    index.set_defaults(handler=_index)
+    build = llm_options(quiet(data_command("build", "describe thin items, then build or update the indexes")))
+    build.add_argument("--rebuild", action="store_true", help="throw the index away and build it anew")
+    build.set_defaults(handler=_build)
 
     demo = data_command("demo", "build what is missing for the bundled sample and start the assistant")
     demo.add_argument("--check", action="store_true", help="prepare and report, but do not start the server")

@@ -1,0 +1,480 @@
+"""Candidate generation benchmark: candidate recall on the cold-start episodes, and query latency as the catalog grows.
+
+Usage:
+    python -m benchmarks.bench_candidates [--sizes 10000,100000] [--parts recall,latency,eval] [--json]
+
+Three parts:
+
+- ``recall``: on the benchmark's test episodes (the split, the simulated shopper and its answers of
+  :mod:`assistant.evaluation`), the share of targets inside the ``k`` = 100 candidates after K answers, for each
+  channel set (lexical; vector over item text; vector over item text and generated descriptions; hybrid), next to
+  the faceted-popularity reference (the first 100 items the store's "filter by the answers, sort by
+  bestsellers" shows). Candidate recall is the ceiling of every reranker that only reorders candidates.
+- ``latency``: p50/p95 of hybrid candidate generation (query embedding, every channel, hard filters, fusion),
+  end to end, at k = 100, on the real catalog and on larger ones made of the real items plus generated items
+  (see :func:`scaled_catalog`) with real embeddings of their generated titles. Embeddings are cached under
+  ``<artifacts>/bench/``, since 300,000 titles take several minutes to embed on 2 cores. Also compares the two
+  ways of applying hard filters to the vector channels: Chroma's ``where`` and filtering an over-fetched list.
+- ``eval``: the ranking benchmark (:func:`assistant.evaluation.run_evaluation`) for the candidate systems of
+  :mod:`ranking.candidate_systems` next to ``faceted_popularity``, K = 0..5.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from assistant.evaluation import format_table, report_to_json, run_evaluation
+from assistant.simulator import ShopperWorld, SimulatedShopper, episodes_from_split
+from data.descriptions import descriptions_for_retrieval, load_descriptions
+from data.facets import Facets, discover_facets
+from data.load import load_catalog, load_interactions
+from data.schema import Catalog, Interactions, Item
+from data.settings import EvalSettings, Settings, load_settings
+from data.splits import make_split, stable_seed
+from ranking import metrics
+from ranking.baselines import FacetedPopularitySystem
+from ranking.candidate_systems import (
+    CandidateSystem,
+    HybridSystem,
+    LexicalSystem,
+    RequestQuery,
+    VectorDescriptionsSystem,
+    VectorSystem,
+    catalog_key,
+    request_query,
+)
+from ranking.system import Request, TrainingData
+from retrieval.candidates import Candidate, CandidateGenerator, FilterMode, LexicalChannel, VectorChannel
+from retrieval.embeddings import DIMENSION, MODEL_NAME, TextEmbedder, get_embedder, item_text
+from retrieval.index import DESCRIPTIONS as DESCRIBED
+from retrieval.index import ITEMS, VectorIndex, build_index
+from retrieval.lexical import LexicalIndex
+
+# Generated titles are embedded and cached in chunks, so a long run that is interrupted keeps what it made
+# and a smaller size reuses the first chunks of a larger one.
+EMBED_CHUNK = 10_000
+_DIGITS = re.compile(r"\d")
+
+
+def _generated_item(number: int, template: Item, donor: Item, brand: Item, rng: np.random.Generator) -> Item:
+    """A new item made from a real one: new model numbers and sizes, a word from a sibling, maybe a new brand.
+
+    The category path is the template's, so hard filters are as selective on the generated catalog as on the
+    real one; the brand is the template's or, one time in three, another brand of the same category.
+    """
+    brand_words = set(template.brand.split())
+    words = [
+        word if word in brand_words else _DIGITS.sub(lambda _: str(rng.integers(10)), word)
+        for word in template.title.split()
+    ]
+    donor_words = [word for word in donor.title.split() if word.isalpha() and len(word) > 3]
+    if donor_words and len(words) > 2:
+        words[int(rng.integers(1, len(words)))] = donor_words[int(rng.integers(len(donor_words)))]
+    title, own = " ".join(words), template.brand
+    if brand.brand and brand.brand != own and rng.random() < 1 / 3:
+        title = title.replace(own, brand.brand) if own and own in title else f"{brand.brand} {title}"
+        own = brand.brand
+    return Item(f"gen-{number}", title, brand=own, categories=template.categories)
+
+
+def scaled_catalog(base: Catalog, size: int, seed: int = 0) -> Catalog:
+    """The real items followed by generated ones, ``size`` items in all (the same items for the same seed).
+
+    Example:
+        >>> base = Catalog([Item("1", "Acme X100 Stapler, Black", brand="Acme", categories=("Desk",))])
+        >>> grown = scaled_catalog(base, 3)
+        >>> len(grown), grown.items[1].item_id, grown.items[1].categories
+        (3, 'gen-1', ('Desk',))
+    """
+    items = list(base.items)[:size]
+    siblings: dict[tuple[str, ...], list[Item]] = defaultdict(list)
+    for item in base:
+        siblings[item.categories].append(item)
+    for number in range(len(items), size):
+        rng = np.random.default_rng(stable_seed(seed, "generated item", number))
+        template = base.items[int(rng.integers(len(base)))]
+        family = siblings[template.categories]
+        donor = family[int(rng.integers(len(family)))]
+        brand = family[int(rng.integers(len(family)))]
+        items.append(_generated_item(number, template, donor, brand, rng))
+    return Catalog(items)
+
+
+def cached_title_embeddings(
+    titles: list[str], cache: Path, embed: Callable[[list[str]], np.ndarray]
+) -> np.ndarray:
+    """Embeddings of ``titles``, computed chunk by chunk through ``embed`` and cached under ``cache``.
+
+    A chunk's file name carries a digest of its titles, so a changed generator never reuses a stale chunk.
+    """
+    cache.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for start in range(0, len(titles), EMBED_CHUNK):
+        chunk = titles[start : start + EMBED_CHUNK]
+        digest = hashlib.sha256("\n".join(chunk).encode()).hexdigest()[:16]
+        path = cache / f"titles-{len(chunk)}-{digest}.npy"
+        if path.exists():
+            parts.append(np.load(path))
+            continue
+        vectors = np.asarray(embed(chunk), dtype=np.float32)
+        partial = path.with_suffix(".partial.npy")
+        np.save(partial, vectors)
+        partial.replace(path)
+        parts.append(vectors)
+    return np.concatenate(parts) if parts else np.zeros((0, 0), dtype=np.float32)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Candidate recall on the benchmark episodes
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecallRow:
+    """Candidate recall of one system (or the faceted reference) for one kind of request.
+
+    Attributes:
+        system: A candidate system's name, or ``"faceted_popularity"`` (its first ``k`` items).
+        answers: What the shopper said: ``"K=3"`` (the first 3 answers of the benchmark's order) or
+            ``"need only"`` (the need statement and nothing else: a shopper who types what they want).
+        recall: Share of episodes whose target is among the ``k`` candidates, as the generator returns them.
+        found_by_channels: Share of episodes whose target a channel found (not a fill; see
+            :mod:`retrieval.candidates`).
+        random_fill: The recall expected if fills were drawn at random from the allowed items instead of in
+            catalog order: the fair figure, since the bundled sample's catalog order follows popularity.
+        allowed_median: Median number of items the answers' hard filters allow.
+    """
+
+    system: str
+    answers: str
+    recall: float
+    found_by_channels: float
+    random_fill: float
+    allowed_median: float
+
+
+def _episodes(catalog: Catalog, interactions: Interactions, settings: EvalSettings):
+    facets = discover_facets(catalog)
+    split = make_split(catalog, interactions, settings)
+    world = ShopperWorld.build(catalog, facets, settings)
+    shoppers = [SimulatedShopper(episode, world) for episode in episodes_from_split(split, settings)]
+    return facets, TrainingData.from_split(catalog, facets, split), shoppers
+
+
+def _request_sets(shoppers: Sequence[SimulatedShopper], answers: Sequence[int]) -> dict[str, list[Request]]:
+    sets = {f"K={count}": [s.to_request(s.answers(count)) for s in shoppers] for count in answers}
+    sets["need only"] = [Request(need=s.need, session_id=s.episode.episode_id) for s in shoppers]
+    return sets
+
+
+def _outcome(target: int, candidates: Sequence[Candidate], allowed: np.ndarray) -> tuple[float, float, float]:
+    """In the list; found by a channel; chance of being in the list were the fills drawn at random."""
+    found = {c.position for c in candidates if c.channels}
+    listed = any(c.position == target for c in candidates)
+    if target in found:
+        return 1.0, 1.0, 1.0
+    fills = len(candidates) - len(found)
+    pool = int(allowed.sum()) - len(found)
+    chance = fills / pool if allowed[target] and pool > 0 else 0.0
+    return float(listed), 0.0, chance
+
+
+def candidate_recall(
+    catalog: Catalog,
+    interactions: Interactions,
+    settings: Settings,
+    systems: Sequence[CandidateSystem],
+    answers: Sequence[int] = (1, 3, 5),
+) -> list[RecallRow]:
+    """Candidate recall of the systems (fitted here) on the benchmark's test episodes, and the faceted reference."""
+    facets, training, shoppers = _episodes(catalog, interactions, settings.eval)
+    k = settings.retrieval.candidates
+    reference = FacetedPopularitySystem()
+    reference.fit(training)
+    for system in systems:
+        system.fit(training)
+    targets = np.array([catalog.position(shopper.episode.target) for shopper in shoppers])
+    # The harness's tie-break, so the reference's ties among equally popular items fall as in the benchmark.
+    tie = np.stack(
+        [
+            np.random.default_rng(stable_seed(settings.eval.seed, "tie", s.episode.episode_id)).random(
+                len(catalog)
+            )
+            for s in shoppers
+        ]
+    )
+    rows = []
+    for label, requests in _request_sets(shoppers, answers).items():
+        queries = [request_query(request, facets) for request in requests]
+        texts, filters, contexts = (
+            [q.text for q in queries],
+            [q.filters for q in queries],
+            [q.context for q in queries],
+        )
+        masks = [systems[0].generator.filter_index.mask(f) for f in filters]
+        allowed = float(np.median([mask.sum() for mask in masks]))
+        top = metrics.rank_order(reference.score_batch(requests), tie)[:, :k]
+        inside = float(np.mean([target in row for target, row in zip(targets, top, strict=True)]))
+        rows.append(RecallRow("faceted_popularity", label, inside, inside, inside, allowed))
+        for system in systems:
+            found = system.generator.generate_batch(texts, filters, k, contexts)
+            outcomes = np.array(
+                [_outcome(t, cands, mask) for t, cands, mask in zip(targets, found, masks, strict=True)]
+            )
+            recall, by_channels, random_fill = outcomes.mean(axis=0).tolist()
+            rows.append(RecallRow(system.name, label, recall, by_channels, random_fill, allowed))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Latency of hybrid candidates as the catalog grows
+# ---------------------------------------------------------------------------------------------------------------
+
+# Stand-in text for the descriptions collection of a generated catalog: the vectors are the titles', the
+# collection's size (every third item, about the bundled sample's share of thin items) is what latency feels.
+_STAND_IN = "generated description stand-in"
+
+
+class _LookupEmbedder:
+    """Serves cached vectors by text, under the real model's name, so an index of generated items builds fast."""
+
+    def __init__(self, vectors: dict[str, np.ndarray]) -> None:
+        self._vectors = vectors
+        self.name = MODEL_NAME
+        self.dimension = DIMENSION
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self._vectors[text] for text in texts]).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class LatencyRow:
+    """End-to-end hybrid candidate latency (query embedding, channels, filters, fusion), k = 100.
+
+    Attributes:
+        items: Catalog size.
+        workload: Which filters the queries carry (all carry a need statement).
+        filtering: How the vector channels applied the filters (:class:`retrieval.candidates.FilterMode`).
+        allowed_median: Median number of items the filters allow.
+        p50_ms: Median latency of one request.
+        p95_ms: 95th percentile.
+        embed_p50_ms: Median time of the query embedding alone (part of the above).
+        queries: How many requests were timed.
+    """
+
+    items: int
+    workload: str
+    filtering: str
+    allowed_median: float
+    p50_ms: float
+    p95_ms: float
+    embed_p50_ms: float
+    queries: int
+
+
+def _workloads(
+    shoppers: Sequence[SimulatedShopper], facets: Facets, limit: int
+) -> dict[str, list[RequestQuery]]:
+    """Need statements with no filter, with the first category level, and with category_2 + brand."""
+    chosen = [shopper for shopper in shoppers if shopper.need][:limit]
+    workloads = {}
+    for label, count in (("need only", 0), ("need + category_1", 1), ("need + category_2 + brand", 3)):
+        requests = [replace(s.to_request(s.answers(count)), need=s.need) for s in chosen]
+        workloads[label] = [request_query(request, facets) for request in requests]
+    return workloads
+
+
+def _time_generator(
+    generator: CandidateGenerator, embedder: TextEmbedder, queries: Sequence[RequestQuery], k: int
+) -> tuple[float, float, float, float]:
+    first = queries[0]
+    generator.generate(
+        first.text, first.filters, k, first.context
+    )  # warm-up: first-call costs are not latency
+    totals, embeds = [], []
+    for query in queries:
+        started = time.perf_counter()
+        embedder.embed([f"{query.text} {query.context}"])
+        embeds.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        generator.generate(query.text, query.filters, k, query.context)
+        totals.append(time.perf_counter() - started)
+    allowed = float(np.median([generator.filter_index.mask(query.filters).sum() for query in queries]))
+    ms = np.array(totals) * 1000
+    return (
+        allowed,
+        float(np.percentile(ms, 50)),
+        float(np.percentile(ms, 95)),
+        float(np.median(embeds) * 1000),
+    )
+
+
+def _scaled_generators(
+    base: Catalog, size: int, settings: Settings, embedder: TextEmbedder, cache: Path
+) -> tuple[Catalog, dict[FilterMode, CandidateGenerator]]:
+    """Hybrid generators (one per filter mode) over ``size`` items: the real ones plus generated ones."""
+    catalog = scaled_catalog(base, size, settings.eval.seed)
+    titles = [item.title for item in catalog]
+    vectors = cached_title_embeddings(titles, cache / "titles", embedder.embed)
+    described = {item.item_id: _STAND_IN for item in catalog.items[::3]}
+    table = {}
+    for item, vector in zip(catalog, vectors, strict=True):
+        table[item_text(item)] = vector
+        if item.item_id in described:
+            table[item_text(item, _STAND_IN)] = vector
+    lookup = _LookupEmbedder(table)
+    store = replace(
+        settings,
+        paths=replace(settings.paths, artifacts=cache / f"index-{size}-{catalog_key(catalog)}"),
+        retrieval=replace(settings.retrieval, chroma_host=""),
+    )
+    build_index(store, catalog, described, progress=True, embedder=lookup)
+    index = VectorIndex.open(store, embedder=lookup)
+    lexical = LexicalChannel(LexicalIndex.build(catalog, described))
+    members = np.array([item.item_id in described for item in catalog])
+    collections = {ITEMS: None, DESCRIBED: members}
+    generators = {}
+    for mode in FilterMode:
+        channels = [lexical, VectorChannel("vector", index, catalog, collections, filtering=mode)]
+        generators[mode] = CandidateGenerator(catalog, channels, embedder, settings.retrieval)
+    return catalog, generators
+
+
+def latency(
+    catalog: Catalog,
+    interactions: Interactions,
+    settings: Settings,
+    sizes: Sequence[int],
+    queries: int,
+    hybrid: CandidateSystem,
+) -> list[LatencyRow]:
+    """Hybrid latency on the real catalog (the fitted system) and on generated catalogs of the given sizes."""
+    facets, training, shoppers = _episodes(catalog, interactions, settings.eval)
+    workloads = _workloads(shoppers, facets, queries)
+    embedder = get_embedder(settings.retrieval.embedding_batch_size)
+    k = settings.retrieval.candidates
+    rows = []
+    hybrid.fit(training)
+    for workload, batch in workloads.items():
+        allowed, p50, p95, embed = _time_generator(hybrid.generator, embedder, batch, k)
+        rows.append(LatencyRow(len(catalog), workload, "auto", allowed, p50, p95, embed, len(batch)))
+    cache = Path(settings.paths.artifacts).resolve() / "bench"
+    for size in sizes:
+        grown, generators = _scaled_generators(catalog, size, settings, embedder, cache)
+        for workload, batch in workloads.items():
+            for mode, generator in generators.items():
+                if workload == "need only" and mode is not FilterMode.AUTO:
+                    continue  # without filters every mode runs the same search
+                allowed, p50, p95, embed = _time_generator(generator, embedder, batch, k)
+                rows.append(
+                    LatencyRow(len(grown), workload, mode.value, allowed, p50, p95, embed, len(batch))
+                )
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Output
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
+    lines = [header, ["-" * width for width in widths], *rows]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(line, widths, strict=True)) for line in lines)
+
+
+def format_recall(rows: Sequence[RecallRow], k: int) -> str:
+    header = ["answers", "system", f"recall@{k}", "by channels", "random fill", "allowed (median)"]
+    body = [
+        [
+            r.answers,
+            r.system,
+            f"{r.recall:.3f}",
+            f"{r.found_by_channels:.3f}",
+            f"{r.random_fill:.3f}",
+            f"{r.allowed_median:.0f}",
+        ]
+        for r in rows
+    ]
+    return _table(header, body)
+
+
+def format_latency(rows: Sequence[LatencyRow]) -> str:
+    header = ["items", "workload", "filtering", "allowed", "p50 ms", "p95 ms", "embed p50 ms", "queries"]
+    body = [
+        [
+            f"{r.items:,}",
+            r.workload,
+            r.filtering,
+            f"{r.allowed_median:,.0f}",
+            f"{r.p50_ms:.1f}",
+            f"{r.p95_ms:.1f}",
+            f"{r.embed_p50_ms:.1f}",
+            str(r.queries),
+        ]
+        for r in rows
+    ]
+    return _table(header, body)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000", help="generated catalog sizes, comma-separated")
+    parser.add_argument("--parts", default="recall,latency,eval", help="which parts to run, comma-separated")
+    parser.add_argument("--queries", type=int, default=200, help="timed requests per workload and size")
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    args = parser.parse_args(argv)
+    parts = {part.strip() for part in args.parts.split(",") if part.strip()}
+    unknown = parts - {"recall", "latency", "eval"}
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(sorted(unknown))}; use recall, latency, eval")
+    sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
+
+    settings = load_settings()
+    catalog, _ = load_catalog(settings.paths.catalog)
+    interactions, _ = load_interactions(settings.paths.interactions, catalog)
+    systems = [LexicalSystem(settings), VectorSystem(settings), VectorDescriptionsSystem(settings)]
+    systems.append(HybridSystem(settings))
+    k = settings.retrieval.candidates
+    described = len(descriptions_for_retrieval(load_descriptions(settings.paths.descriptions), catalog))
+    document: dict[str, object] = {
+        "items": len(catalog),
+        "generated_descriptions": described,
+        "k": k,
+        "rrf_k": settings.retrieval.rrf_k,
+    }
+    output = [f"{len(catalog):,} items, {described:,} with a current generated description"]
+    if "recall" in parts:
+        rows = candidate_recall(catalog, interactions, settings, systems, answers=(1, 2, 3, 4, 5))
+        document["recall"] = [asdict(row) for row in rows]
+        document["systems"] = {system.name: system.description for system in systems}
+        output.append(f"\nCandidate recall (share of test episodes whose target is among the {k} candidates)")
+        output.append(format_recall(rows, k))
+    if "latency" in parts:
+        rows = latency(catalog, interactions, settings, sizes, args.queries, systems[-1])
+        document["latency"] = [asdict(row) for row in rows]
+        output.append(f"\nHybrid candidate latency, k = {k}, end to end (query embedding included)")
+        output.append(format_latency(rows))
+    if "eval" in parts:
+        report = run_evaluation(
+            catalog, interactions, settings.eval, systems=["faceted_popularity", *systems]
+        )
+        document["eval"] = report_to_json(report)
+        output.append("\n" + format_table(report))
+    print(json.dumps(document, indent=2) if args.json else "\n".join(output))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
