@@ -115,4 +115,4 @@ def test_demo_check_says_what_is_not_built_yet():
     done = concierge("demo", "--check")
     assert done.returncode == 0, done.stderr
     assert "catalog: 2,417 items; interactions: 53,201" in done.stdout
-    assert "vector index (Chroma): not built yet" in done.stdout
+    assert "cross-encoder reranker: not built yet" in done.stdout

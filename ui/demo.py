@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -13,8 +14,6 @@ T = TypeVar("T")
 
 # The parts a full assistant stands on; the ones not listed as ready are reported as not built yet.
 LATER_PARTS = (
-    ("vector index (Chroma)", "item and generated-description embeddings"),
-    ("lexical index (bm25s)", "exact brand and model-number matches"),
     ("cross-encoder reranker", "fine-tuned relevance of items to the shopper's words"),
     ("matrix-factorization prior", "collaborative signal from in-session feedback"),
     ("language model", "paraphrased explanations; templates are used meanwhile"),
@@ -85,11 +84,32 @@ def build_service(settings: Settings, *, strict: bool = False):
     return AssistantService(conversation)
 
 
+def build_indexes(settings: Settings, catalog) -> str:
+    """Build or update the vector and lexical indexes; a line saying what happened (never raises)."""
+    from data.descriptions import descriptions_for_retrieval, load_descriptions
+    from retrieval.index import RetrievalError, build_index
+    from retrieval.lexical import LexicalIndex
+
+    try:
+        descriptions = descriptions_for_retrieval(load_descriptions(settings.paths.descriptions), catalog)
+        report = build_index(settings, catalog, descriptions, progress=False)
+        LexicalIndex.load_or_build(settings.paths.artifacts / "lexical", catalog, descriptions)
+    except RetrievalError as error:
+        return f"==> The indexes could not be built: {error}"
+    return f"==> Indexes ready under {settings.paths.artifacts}: {report.summary()}"
+
+
 def run_demo(settings: Settings, *, strict: bool = False, open_server: bool = True) -> int:
     _step("Checking the bundled sample", lambda: ensure_sample(settings))
     service = build_service(settings, strict=strict)
+    catalog = service.conversation.catalog
     if not open_server:
+        built = (settings.paths.artifacts / "chroma").exists() or bool(settings.retrieval.chroma_host)
+        print(f"    vector and lexical indexes: {'present' if built else 'not built yet'} (concierge build)")
         return 0
+    # The chat does not search the indexes yet, so it opens while they are built or brought up to date.
+    print("==> Building or updating the vector and lexical indexes in the background", flush=True)
+    threading.Thread(target=lambda: print(build_indexes(settings, catalog), flush=True), daemon=True).start()
 
     def chat():
         from ui.app import build_app
