@@ -165,6 +165,30 @@ def test_a_badly_formed_answer_is_rejected(tmp_path):
     assert described.record.fallback == "rejected" and described.problems == ("format",)
 
 
+@pytest.mark.parametrize(
+    ("text", "categories", "wrong"),
+    [
+        # Real SmolLM2 answers about printers and a scanner: every word is in the title.
+        ("A 2-Sided Auto Duplex (C11CD16201) for Epson printers.", ("Printers", "Inkjet Printers"), True),
+        (
+            "A 25ppm and 44ipm scanner for 3125 color sheetfed scanners.",
+            ("Scanners", "Document Scanners"),
+            True,
+        ),
+        (
+            "A Canon PGI-225 ink tank for Canon inkjet printers.",
+            ("Printer Ink & Toner", "Inkjet Printer Ink"),
+            False,
+        ),
+        ("An inkjet printer for the office.", ("Printers", "Inkjet Printers"), False),
+    ],
+)
+def test_an_item_sold_as_an_accessory_for_its_own_kind_is_rejected(text, categories, wrong):
+    facts = SourceFacts(title=text, categories=categories)
+    problems = describe.description_problems(text, facts, max_words=45)
+    assert problems == (["format: calls the item an accessory for its own kind"] if wrong else [])
+
+
 def test_no_model_writes_every_thin_item_from_the_template_and_a_rerun_writes_nothing(tmp_path):
     path = tmp_path / "descriptions.jsonl"
     report = describe_catalog(settings_at(path), catalog(), progress=False)
