@@ -209,9 +209,10 @@ class LexicalIndex:
 
         descriptions = descriptions or {}
         corpus = tokenize_many(item_document(item, descriptions.get(item.item_id, "")) for item in catalog)
-        # bm25s cannot index a corpus without a single token; such a catalog simply never matches.
+        # bm25s cannot index a corpus without a single token (an empty catalog, or one of emoji titles): a
+        # placeholder token, which no query can contain, lets it build an index that never matches.
         if not any(corpus):
-            corpus = [["\0"] for _ in corpus]
+            corpus = [["\0"]] * max(1, len(corpus))
         retriever = bm25s.BM25()
         retriever.index(corpus, show_progress=False)
         return cls(retriever, [item.item_id for item in catalog], catalog_fingerprint(catalog, descriptions))

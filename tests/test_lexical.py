@@ -99,6 +99,8 @@ def test_cjk_and_arabic_items_are_searchable():
 def test_a_catalog_without_any_token_builds_and_matches_nothing():
     index = LexicalIndex.build(Catalog([Item("a", "😀"), Item("b", "!!!")]))
     assert index.search("anything", k=5)[0] == []
+    empty = LexicalIndex.build(Catalog([]))
+    assert empty.search("anything", k=5)[0] == [] and empty.scores("anything").shape == (0,)
 
 
 def test_tokenizer_keeps_codes_whole_and_split():
