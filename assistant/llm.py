@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import importlib.metadata
@@ -232,6 +233,11 @@ def _load_llama(path: str, context: int, threads: int) -> tuple[Llama, threading
     from llama_cpp import Llama
 
     return Llama(model_path=path, n_ctx=context, n_threads=threads, verbose=False), threading.Lock()
+
+
+# A model still cached when the interpreter tears its modules down is freed after llama.cpp's bindings are gone,
+# which prints a TypeError; dropping the cache at exit frees it while they are still there.
+atexit.register(_load_llama.cache_clear)
 
 
 class LlamaCppChatModel(BaseChatModel):
