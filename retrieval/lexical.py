@@ -179,7 +179,8 @@ class LexicalHits:
 class LexicalIndex:
     """A BM25 index over a catalog's item documents.
 
-    Build it with :meth:`build` (about 0.4 s for 2,417 items on 2 cores) or :meth:`load_or_build`.
+    Build it with :meth:`build` (about half a second for the 2,417 items of the sample on 2 cores) or
+    :meth:`load_or_build`.
 
     Example:
         >>> from data.schema import Item
