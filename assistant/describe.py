@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import enum
 import re
 import time
 from collections import Counter
@@ -51,6 +52,7 @@ from data.settings import Settings
 __all__ = [
     "DescribeReport",
     "DescribedItem",
+    "Redo",
     "describe_catalog",
     "describe_item",
     "description_problems",
@@ -274,6 +276,7 @@ def describe_item(
         fallback="" if generated.used_model else generated.outcome.value,
         detail=generated.reason,
         rejected_text=generated.raw_text if generated.outcome is Outcome.REJECTED else "",
+        tried_model=generated.model_name if generated.outcome in {Outcome.REJECTED, Outcome.FAILED} else "",
     )
     kinds = tuple(dict.fromkeys(_kind(problem) for problem in problems)) or ("empty",)
     return DescribedItem(record, generated, kinds if generated.outcome is Outcome.REJECTED else ())
@@ -298,6 +301,7 @@ def _recheck(record: Description, item: Item, settings: Settings, known_brands: 
         fallback=Outcome.REJECTED.value,
         detail=f"rechecked ({record.model}): " + "; ".join(str(problem) for problem in problems),
         rejected_text=record.text,
+        tried_model=record.model,
     )
 
 
@@ -395,54 +399,86 @@ class DescribeReport:
         return "\n".join(lines)
 
 
-def _current(record: Description | None, item: Item, model_available: bool) -> bool:
-    """Whether a stored record can be kept: its item is unchanged, and it is not a template that a model, now
-    available, could improve on (a rejected text is not retried: the same prompt gives the same answer)."""
-    if record is None or record.source_hash != source_hash(item):
+class Redo(enum.Enum):
+    """Which stored records a run writes again, besides those whose item changed.
+
+    ``STALE`` (the default) keeps every record of an unchanged item, except a template written for want of a
+    working model when a model is now available (a rejected text is not retried: the same model and prompt give
+    the same answer). ``OTHER_MODELS`` also writes again every record the current model did not make: texts of
+    another model, and templates that stand for another model's rejected text; it is how a catalog described
+    with one model moves to a better one. ``ALL`` writes every record again.
+    """
+
+    STALE = "stale"
+    OTHER_MODELS = "other-models"
+    ALL = "all"
+
+
+def _current(record: Description | None, item: Item, model: str, redo: Redo) -> bool:
+    """Whether a stored record can be kept (``model`` is the current model's name, ``""`` without one)."""
+    if record is None or record.source_hash != source_hash(item) or redo is Redo.ALL:
         return False
-    return not (model_available and record.fallback in {Outcome.NO_MODEL.value, Outcome.FAILED.value})
+    if model and record.fallback in {Outcome.NO_MODEL.value, Outcome.FAILED.value}:
+        return False
+    if redo is Redo.OTHER_MODELS and model:
+        return (record.model if record.generated else record.tried_model) == model
+    return True
 
 
 def describe_catalog(
-    settings: Settings, catalog: Catalog, *, limit: int | None = None, progress: bool = True
+    settings: Settings,
+    catalog: Catalog,
+    *,
+    limit: int | None = None,
+    progress: bool = True,
+    redo: Redo = Redo.STALE,
 ) -> DescribeReport:
     """Describe the thin items of a catalog that have no current description, into ``paths.descriptions``.
 
     Each record is appended and flushed as it is made. A run without ``limit`` that finishes then rewrites the
     file with exactly the current records in catalog order, dropping items that are gone or no longer thin.
+    The whole run holds the file's one-writer lock.
 
     Args:
         settings: ``llm`` picks the model, ``describe`` the threshold and length, ``paths.descriptions`` the file.
         catalog: The items to describe.
         limit: Describe at most this many items now (the rest stays for the next run).
         progress: Show a progress bar on standard error.
+        redo: Which stored records to write again (see :class:`Redo`).
+
+    Raises:
+        DescriptionsLockedError: Another run is writing the same file.
     """
     from tqdm import tqdm
 
     started = time.perf_counter()
     report = DescribeReport()
     path = settings.paths.descriptions
-    stored = load_descriptions(path)
-    report.truncated_line = stored.truncated_line
-    thin = thin_items(catalog, settings)
-    report.thin = len(thin)
-
-    model: BaseChatModel | None = None
-    if settings.llm.provider != "none":
-        try:
-            model = get_chat_model(settings)
-        except ModelUnavailableError as error:
-            report.model_problem = str(error)
-    report.model_name = model_name(model)
-
-    todo = [item for item in thin if not _current(stored.records.get(item.item_id), item, model is not None)]
-    report.cached = len(thin) - len(todo)
-    if limit is not None:
-        todo = todo[:limit]
-    brands = catalog_brands(catalog)
-    records = dict(stored.records)
-    queued = {item.item_id for item in todo}
     with DescriptionLog(path) as log:
+        stored = load_descriptions(path)
+        report.truncated_line = log.truncated_line
+        thin = thin_items(catalog, settings)
+        report.thin = len(thin)
+
+        model: BaseChatModel | None = None
+        if settings.llm.provider != "none":
+            try:
+                model = get_chat_model(settings)
+            except ModelUnavailableError as error:
+                report.model_problem = str(error)
+        report.model_name = model_name(model)
+
+        todo = [
+            item
+            for item in thin
+            if not _current(stored.records.get(item.item_id), item, report.model_name, redo)
+        ]
+        report.cached = len(thin) - len(todo)
+        if limit is not None:
+            todo = todo[:limit]
+        brands = catalog_brands(catalog)
+        records = dict(stored.records)
+        queued = {item.item_id for item in todo}
         for item in thin:
             record = records.get(item.item_id)
             if item.item_id in queued or record is None or not record.generated:
@@ -459,14 +495,14 @@ def describe_catalog(
             records[item.item_id] = described.record
             _count(report, described)
             bar.set_postfix(accepted=report.accepted, template=report.described - report.accepted)
-    if limit is None:
-        final = [records[item.item_id] for item in thin if item.item_id in records]
-        content = "".join(record.to_json() + "\n" for record in final)
-        if not path.exists() or path.read_text(encoding="utf-8") != content:
-            write_descriptions(final, path)
-        report.stored = len(final)
-    else:
-        report.stored = len(records)
+        if limit is None:
+            final = [records[item.item_id] for item in thin if item.item_id in records]
+            content = "".join(record.to_json() + "\n" for record in final)
+            if not path.exists() or path.read_text(encoding="utf-8") != content:
+                write_descriptions(final, path)
+            report.stored = len(final)
+        else:
+            report.stored = len(records)
     report.seconds = time.perf_counter() - started
     return report
 

@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import os
@@ -41,6 +42,7 @@ __all__ = [
     "TEMPLATE_MODEL",
     "Description",
     "DescriptionLog",
+    "DescriptionsLockedError",
     "StoredDescriptions",
     "descriptions_for_retrieval",
     "is_thin",
@@ -70,6 +72,8 @@ class Description:
             ``"failed"`` (an error or a timeout); ``""`` for a generated text.
         detail: What the checker found, or the error, for a person auditing the templates.
         rejected_text: The model's text the checker rejected, kept to audit the checker.
+        tried_model: The model whose text was rejected, or that failed; ``""`` otherwise. It lets a later run
+            with another model tell the templates it could improve on (``concierge describe --redo``).
 
     Example:
         >>> Description("7", "Tape.", False, "template", "ab12", "2025-01-01T00:00:00+00:00", "no_model").fallback
@@ -85,6 +89,7 @@ class Description:
     fallback: str = ""
     detail: str = ""
     rejected_text: str = ""
+    tried_model: str = ""
 
     @staticmethod
     def now() -> str:
@@ -205,11 +210,20 @@ def _parse(line: str) -> Description:
     return Description(**record)
 
 
+class DescriptionsLockedError(RuntimeError):
+    """Another process is writing the same descriptions file."""
+
+
 class DescriptionLog:
     """Appends description records to a file, flushing each one, so that an interrupt loses at most one line.
 
-    Opening it cuts off a truncated last line left by an earlier interrupt, so that the next record starts on a
-    line of its own.
+    Opening it takes the file's one-writer lock (``<file>.lock``, an ``flock`` the kernel drops when its holder
+    exits, however it exits): two runs appending to one file would each rewrite it at the end without the
+    other's records. It then cuts off a truncated last line left by an earlier interrupt (its number is kept in
+    :attr:`truncated_line`), so that the next record starts on a line of its own.
+
+    Raises:
+        DescriptionsLockedError: Another process holds the lock; raised at once, not after a wait.
 
     Example:
         >>> with DescriptionLog("descriptions.jsonl") as log:  # doctest: +SKIP
@@ -219,9 +233,34 @@ class DescriptionLog:
     def __init__(self, path: PathLike) -> None:
         self.path = Path(path)
         self._stream: IO[str] | None = None
+        self._lock: IO[str] | None = None
+        self.truncated_line: int | None = None
+
+    @property
+    def lock_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".lock")
 
     def __enter__(self) -> DescriptionLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = self.lock_path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise DescriptionsLockedError(
+                f"{self.path} is being written by another process (lock file {self.lock_path}). "
+                "Wait for that `concierge describe` or `concierge build` to finish, or stop it, then try again."
+            ) from None
+        self._lock = lock
+        try:
+            self._cut_truncated_line()
+            self._stream = self.path.open("a", encoding="utf-8", newline="")
+        except BaseException:
+            self._release()
+            raise
+        return self
+
+    def _cut_truncated_line(self) -> None:
         with self.path.open("a+b") as raw:
             end = raw.seek(0, os.SEEK_END)
             start = max(0, end - _LONGEST_LINE)
@@ -233,9 +272,10 @@ class DescriptionLog:
                     _parse(tail[last_start:].decode("utf-8"))
                     raw.write(b"\n")
                 except ValueError:
-                    raw.truncate(start + last_start)
-        self._stream = self.path.open("a", encoding="utf-8", newline="")
-        return self
+                    raw.seek(0)
+                    cut = start + last_start
+                    self.truncated_line = raw.read(cut).count(b"\n") + 1
+                    raw.truncate(cut)
 
     def append(self, description: Description) -> None:
         """Write one record and flush it to the operating system."""
@@ -250,6 +290,13 @@ class DescriptionLog:
         if self._stream is not None:
             self._stream.close()
             self._stream = None
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
 
 
 def write_descriptions(descriptions: Iterable[Description], path: PathLike) -> int:

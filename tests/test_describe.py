@@ -10,6 +10,7 @@ from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 import assistant.describe as describe
 from assistant.describe import (
+    Redo,
     describe_catalog,
     describe_item,
     description_prompt,
@@ -20,6 +21,7 @@ from assistant.grounding import SourceFacts, catalog_brands
 from data.descriptions import (
     Description,
     DescriptionLog,
+    DescriptionsLockedError,
     descriptions_for_retrieval,
     load_descriptions,
     source_hash,
@@ -156,6 +158,7 @@ def test_a_rejected_answer_falls_back_to_the_template(tmp_path):
         "brand: 'Pilot' is not in the source"
     )
     assert record.rejected_text == "A 24-pack of waterproof BIC pens from Pilot."
+    assert record.tried_model == "fake-list-chat-model"
     assert described.problems == ("number", "property", "brand")
 
 
@@ -381,3 +384,87 @@ def test_the_bundled_sample_ships_a_current_description_for_every_thin_item(offi
             )
         else:
             assert record.text == template_description(item)
+
+
+class OtherModel(FakeListChatModel):
+    """A second fake model, with a name of its own."""
+
+    model_name: str = "other-model"
+
+
+GOOD_PEN = "A 12-pack of black BIC Round Stic ballpoint pens with a fine point."
+BAD_TAPE = "A 99-pack of tape."
+
+
+def test_redo_other_models_rewrites_what_another_model_wrote_or_had_rejected(tmp_path, monkeypatch):
+    path = tmp_path / "descriptions.jsonl"
+    with_model = settings_at(path, provider="local")
+    monkeypatch.setattr(
+        describe, "get_chat_model", lambda settings: OtherModel(responses=[GOOD_PEN, BAD_TAPE])
+    )
+    first = describe_catalog(with_model, catalog(PEN, TAPE), progress=False)
+    assert (first.model_name, first.accepted, first.rejected) == ("other-model", 1, 1)
+    records = load_descriptions(path).records
+    assert (records["p1"].model, records["p2"].model, records["p2"].tried_model) == (
+        "other-model",
+        "template",
+        "other-model",
+    )
+
+    monkeypatch.setattr(
+        describe, "get_chat_model", lambda settings: FakeListChatModel(responses=[GOOD_PEN, BAD_TAPE])
+    )
+    assert describe_catalog(with_model, catalog(PEN, TAPE), progress=False).cached == 2
+    moved = describe_catalog(with_model, catalog(PEN, TAPE), progress=False, redo=Redo.OTHER_MODELS)
+    assert (moved.cached, moved.accepted, moved.rejected) == (0, 1, 1)
+    records = load_descriptions(path).records
+    assert (records["p1"].model, records["p2"].tried_model) == (
+        "fake-list-chat-model",
+        "fake-list-chat-model",
+    )
+    again = describe_catalog(with_model, catalog(PEN, TAPE), progress=False, redo=Redo.OTHER_MODELS)
+    assert (again.cached, again.described) == (2, 0)
+    everything = describe_catalog(with_model, catalog(PEN, TAPE), progress=False, redo=Redo.ALL)
+    assert (everything.cached, everything.described) == (0, 2)
+
+
+def test_a_second_writer_is_refused_at_once_and_the_file_is_untouched(tmp_path):
+    path = tmp_path / "descriptions.jsonl"
+    describe_catalog(settings_at(path), catalog(PEN, TAPE), progress=False)
+    before = path.read_bytes()
+    with (
+        DescriptionLog(path),
+        pytest.raises(
+            DescriptionsLockedError, match=r"descriptions\.jsonl is being written by another process"
+        ),
+    ):
+        describe_catalog(settings_at(path), catalog(PEN, TAPE, LAMP), progress=False)
+    assert path.read_bytes() == before
+    report = describe_catalog(settings_at(path), catalog(PEN, TAPE, LAMP), progress=False)
+    assert (report.cached, report.described) == (2, 1)
+
+
+def test_the_lock_is_held_by_another_process_too(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "descriptions.jsonl"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from data.descriptions import DescriptionLog\n"
+            f"with DescriptionLog({str(path)!r}):\n    print('held', flush=True); sys.stdin.readline()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(describe.__file__).parents[1],
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(DescriptionsLockedError):
+            describe_catalog(settings_at(path), catalog(PEN), progress=False)
+    finally:
+        holder.communicate("\n", timeout=30)
+    assert describe_catalog(settings_at(path), catalog(PEN), progress=False).described == 1

@@ -104,10 +104,21 @@ def _with_llm(settings: Settings, args: argparse.Namespace) -> Settings:
 
 
 def _describe(settings: Settings, args: argparse.Namespace) -> int:
-    from assistant.describe import describe_catalog
+    from assistant.describe import Redo, describe_catalog
+    from data.descriptions import DescriptionsLockedError
 
     catalog, _ = _load_data(settings, args, need_interactions=False)
-    report = describe_catalog(_with_llm(settings, args), catalog, limit=args.limit, progress=not args.quiet)
+    try:
+        report = describe_catalog(
+            _with_llm(settings, args),
+            catalog,
+            limit=args.limit,
+            progress=not args.quiet,
+            redo=Redo(args.redo),
+        )
+    except DescriptionsLockedError as error:
+        _say(f"error: {error}")
+        return 1
     print(report.summary())
     return 0
 
@@ -201,6 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
         )
         command.add_argument("--model", help="local: 'auto' or a model package; openai: the model name")
         command.add_argument("--limit", type=int, help="describe at most this many items now")
+        command.add_argument(
+            "--redo",
+            choices=("stale", "other-models", "all"),
+            default="stale",
+            help="which stored descriptions to write again: those of changed items (default), also those the "
+            "current model did not write, or all",
+        )
         return command
 
     describe = llm_options(
