@@ -1,7 +1,7 @@
 """Candidate generation benchmark: candidate recall on the cold-start episodes, and query latency as the catalog grows.
 
 Usage:
-    python -m benchmarks.bench_candidates [--sizes 10000,100000] [--parts recall,latency,eval] [--json]
+    python -m benchmarks.bench_candidates [--sizes 10000,100000,300000] [--parts recall,latency,eval] [--json]
 
 Three parts:
 
@@ -47,6 +47,10 @@ from data.splits import make_split, stable_seed
 from ranking import metrics
 from ranking.baselines import FacetedPopularitySystem
 from ranking.candidate_systems import (
+    DESCRIPTIONS,
+    LEXICAL,
+    POPULARITY,
+    VECTOR,
     CandidateSystem,
     HybridSystem,
     LexicalSystem,
@@ -62,6 +66,7 @@ from retrieval.candidates import (
     CandidateGenerator,
     FilterMode,
     LexicalChannel,
+    PriorChannel,
     VectorChannel,
     truncate_query,
 )
@@ -173,6 +178,16 @@ class RecallRow:
     found_by_channels: float
     random_fill: float
     allowed_median: float
+
+
+class HybridTextSystem(CandidateSystem):
+    """``hybrid`` without its popularity channel: what the text channels reach on their own (an ablation)."""
+
+    name = "hybrid_text"
+    description = (
+        "Lexical + bi-encoder (item text, generated descriptions) candidates, RRF, facets as filters."
+    )
+    searches = (LEXICAL, VECTOR, DESCRIPTIONS)
 
 
 def _episodes(catalog: Catalog, interactions: Interactions, settings: EvalSettings):
@@ -350,12 +365,21 @@ def _time_embedding(embedder: TextEmbedder, texts: Sequence[str]) -> EmbeddingTi
 
 
 def _scaled_generators(
-    base: Catalog, size: int, settings: Settings, embedder: TextEmbedder, given: TextEmbedder, cache: Path
+    base: Catalog,
+    size: int,
+    settings: Settings,
+    embedder: TextEmbedder,
+    given: TextEmbedder,
+    cache: Path,
+    popularity: np.ndarray,
 ) -> tuple[Catalog, dict[FilterMode, CandidateGenerator]]:
     """Hybrid generators (one per filter mode) over ``size`` items: the real ones plus generated ones.
 
-    ``embedder`` embeds generated titles (once, cached); ``given`` serves the benchmark's query vectors.
+    ``embedder`` embeds generated titles (once, cached); ``given`` serves the benchmark's query vectors;
+    ``popularity`` is the real items' training interaction counts (see :func:`_scaled_popularity`).
     """
+    weights = {POPULARITY: settings.retrieval.popularity_weight}
+    wordless = {POPULARITY: settings.retrieval.popularity_weight_without_text}
     catalog = scaled_catalog(base, size, GENERATED_SEED)
     titles = [item.title for item in catalog]
     vectors = cached_title_embeddings(titles, cache / "titles", embedder.embed)
@@ -377,10 +401,19 @@ def _scaled_generators(
     members = np.array([item.item_id in described for item in catalog])
     collections = {ITEMS: None, DESCRIBED: members}
     generators = {}
+    popular = PriorChannel(POPULARITY, _scaled_popularity(popularity, len(catalog)))
     for mode in FilterMode:
-        channels = [lexical, VectorChannel("vector", index, catalog, collections, filtering=mode)]
-        generators[mode] = CandidateGenerator(catalog, channels, given, settings.retrieval)
+        channels = [lexical, VectorChannel("vector", index, catalog, collections, filtering=mode), popular]
+        generators[mode] = CandidateGenerator(
+            catalog, channels, given, settings.retrieval, weights=weights, weights_without_text=wordless
+        )
     return catalog, generators
+
+
+def _scaled_popularity(real: np.ndarray, size: int) -> np.ndarray:
+    """Interaction counts for a grown catalog: the real items' own, then draws from the real distribution."""
+    rng = np.random.default_rng(GENERATED_SEED)
+    return np.concatenate([real[:size], rng.choice(real, size=max(0, size - len(real)))]).astype(np.float64)
 
 
 def latency(
@@ -401,7 +434,15 @@ def latency(
     k = settings.retrieval.candidates
     rows = []
     hybrid.fit(training)
-    real = CandidateGenerator(catalog, hybrid.generator.channels, given, settings.retrieval)
+    fitted = hybrid.generator
+    real = CandidateGenerator(
+        catalog,
+        fitted.channels,
+        given,
+        settings.retrieval,
+        weights=fitted.weights,
+        weights_without_text=fitted.weights_without_text,
+    )
     for workload, batch in workloads.items():
         allowed, p50, p95 = _time_generator(real, batch, k)
         rows.append(
@@ -409,7 +450,9 @@ def latency(
         )
     cache = Path(settings.paths.artifacts).resolve() / "bench"
     for size in sizes:
-        grown, generators = _scaled_generators(catalog, size, settings, embedder, given, cache)
+        grown, generators = _scaled_generators(
+            catalog, size, settings, embedder, given, cache, training.item_counts().astype(np.float64)
+        )
         for workload, batch in workloads.items():
             for mode, generator in generators.items():
                 if workload == "need only" and mode is not FilterMode.OVERFETCH:
@@ -465,7 +508,9 @@ def format_latency(rows: Sequence[LatencyRow]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="10000,100000", help="generated catalog sizes, comma-separated")
+    parser.add_argument(
+        "--sizes", default="10000,100000,300000", help="generated catalog sizes, comma-separated"
+    )
     parser.add_argument("--parts", default="recall,latency,eval", help="which parts to run, comma-separated")
     parser.add_argument("--queries", type=int, default=200, help="timed requests per workload and size")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
@@ -480,7 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     catalog, _ = load_catalog(settings.paths.catalog)
     interactions, _ = load_interactions(settings.paths.interactions, catalog)
     systems = [LexicalSystem(settings), VectorSystem(settings), VectorDescriptionsSystem(settings)]
-    systems.append(HybridSystem(settings))
+    systems += [HybridTextSystem(settings), HybridSystem(settings)]
     k = settings.retrieval.candidates
     described = len(descriptions_for_retrieval(load_descriptions(settings.paths.descriptions), catalog))
     document: dict[str, object] = {

@@ -69,6 +69,10 @@ class RetrievalSettings:
     chroma_port: int = 8000
     candidates: int = 100
     rrf_k: int = 60
+    # The popularity channel's weight in the fusion when the shopper said something, and when they have only
+    # picked facets (docs/benchmarks.md, "Candidate recall", for how these were chosen).
+    popularity_weight: float = 0.25
+    popularity_weight_without_text: float = 2.0
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,10 @@ a later fit only checks that nothing changed (7 s there, mostly loading the mode
 What each system searches (:attr:`CandidateSystem.searches`): ``lexical`` the lexical channel; ``vector`` the
 vector channel over item text; ``vector_descriptions`` the vector channel over item text and generated
 descriptions (an item's similarity is the better of the two, see :class:`retrieval.candidates.VectorChannel`);
-``hybrid`` both channels, the vector one with descriptions, fused by RRF. The lexical index appends generated
-descriptions to the item text (see :mod:`retrieval.lexical`), for ``lexical`` and ``hybrid`` alike.
+``hybrid`` both channels, the vector one with descriptions, and a popularity channel
+(:class:`retrieval.candidates.PriorChannel` over the training interactions), fused by weighted RRF (see
+:class:`HybridSystem`). The lexical index appends generated descriptions to the item text (see
+:mod:`retrieval.lexical`), for ``lexical`` and ``hybrid`` alike.
 
 Generated descriptions are read from ``paths.descriptions`` (see :mod:`data.descriptions`); when there are none,
 ``vector_descriptions`` ranks exactly as ``vector``; its description in the report says so, and a warning is
@@ -50,6 +52,7 @@ from retrieval.candidates import (
     Channel,
     Filters,
     LexicalChannel,
+    PriorChannel,
     VectorChannel,
 )
 from retrieval.embeddings import TextEmbedder, get_embedder
@@ -62,6 +65,7 @@ logger = logging.getLogger(__name__)
 LEXICAL = "lexical"
 VECTOR = "vector"
 DESCRIPTIONS = "descriptions"
+POPULARITY = "popularity"
 
 
 @dataclass(frozen=True)
@@ -192,7 +196,13 @@ class CandidateSystem(RankingSystem):
         if VECTOR in self.searches:
             embedder = self._embedder or get_embedder(settings.retrieval.embedding_batch_size)
             built.append(self._vector_channel(settings, folder, catalog, descriptions, embedder))
-        self.generator = CandidateGenerator(catalog, built, embedder, settings.retrieval, self._depth)
+        if POPULARITY in self.searches:
+            built.append(PriorChannel(POPULARITY, data.item_counts()))
+        weights = {POPULARITY: settings.retrieval.popularity_weight}
+        wordless = {POPULARITY: settings.retrieval.popularity_weight_without_text}
+        self.generator = CandidateGenerator(
+            catalog, built, embedder, settings.retrieval, self._depth, weights, wordless
+        )
         self._facets = data.facets
 
     def _vector_channel(
@@ -273,10 +283,18 @@ class VectorDescriptionsSystem(CandidateSystem):
 
 @register
 class HybridSystem(CandidateSystem):
-    """Lexical and vector (item text and generated descriptions) channels, fused by RRF."""
+    """Lexical, vector (item text and generated descriptions) and popularity channels, fused by weighted RRF.
+
+    Popularity is counted on the training interactions. Its weight is ``retrieval.popularity_weight`` (0.25)
+    when the shopper said something, so the words decide what is found and popularity orders near-equals; and
+    ``retrieval.popularity_weight_without_text`` (2) when they have only picked facets, so the candidates are
+    then mostly the best sellers under the filters (the vector channel, which sees only the facet labels, adds
+    the rest).
+    """
 
     name = "hybrid"
     description = (
-        "Lexical + bi-encoder (item text, generated descriptions) candidates, RRF, facets as filters."
+        "Lexical + bi-encoder (item text, generated descriptions) + popularity candidates, weighted RRF, "
+        "facets as filters."
     )
-    searches = (LEXICAL, VECTOR, DESCRIPTIONS)
+    searches = (LEXICAL, VECTOR, DESCRIPTIONS, POPULARITY)

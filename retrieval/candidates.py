@@ -222,11 +222,13 @@ class Channel(Protocol):
 
     ``allowed`` is the boolean mask of :meth:`FilterIndex.mask` (``None``: every item); a channel may also
     use ``filters`` itself (a vector store's own metadata filter), but every position it returns must be
-    allowed by the mask.
+    allowed by the mask. A channel that ``needs_vector`` is asked only when the query has a vector, one that
+    ``needs_text`` only when it has text; one that needs neither (:class:`PriorChannel`) is always asked.
     """
 
     name: str
     needs_vector: bool
+    needs_text: bool
 
     def search(self, query: Query, k: int, filters: Filters, allowed: np.ndarray | None) -> ChannelHits: ...
 
@@ -251,6 +253,7 @@ class LexicalChannel:
 
     name = "lexical"
     needs_vector = False
+    needs_text = True
 
     def __init__(self, index: LexicalIndex) -> None:
         self.index = index
@@ -300,6 +303,7 @@ class VectorChannel:
     """
 
     needs_vector = True
+    needs_text = False
 
     def __init__(
         self,
@@ -366,6 +370,48 @@ class VectorChannel:
         return ChannelHits(positions[best], scores[best])
 
 
+class PriorChannel:
+    """Items by a prior score that does not read the query (popularity: how many shoppers bought each item),
+    best first among those the filters allow; items with a score of 0 are never returned.
+
+    It answers every request, so a shopper who has only picked a category gets that category's best sellers as
+    candidates rather than the items nearest the category's name, and fused with the text channels it lifts,
+    among items that match the words, the ones most shoppers want. Its ranking is sorted once; a request costs
+    one pass over the allowed mask.
+
+    Args:
+        name: The channel's name in candidates' score breakdowns.
+        scores: One score per catalog item, in catalog order (non-negative; ties keep catalog order).
+
+    Raises:
+        ValueError: A negative or NaN score.
+
+    Example:
+        >>> channel = PriorChannel("popularity", np.array([3.0, 0.0, 5.0, 1.0]))
+        >>> channel.search(Query(""), 10, Filters(), None).positions.tolist()
+        [2, 0, 3]
+        >>> channel.search(Query(""), 10, Filters(), np.array([True, True, False, True])).positions.tolist()
+        [0, 3]
+    """
+
+    needs_vector = False
+    needs_text = False
+
+    def __init__(self, name: str, scores: np.ndarray) -> None:
+        scores = np.asarray(scores, dtype=np.float64)
+        if scores.ndim != 1 or np.isnan(scores).any() or (scores < 0).any():
+            raise ValueError("PriorChannel scores must be one non-negative number per catalog item")
+        self.name = name
+        self.scores = scores
+        order = np.lexsort((np.arange(len(scores)), -scores))
+        self._order = order[scores[order] > 0]
+
+    def search(self, query: Query, k: int, filters: Filters, allowed: np.ndarray | None) -> ChannelHits:
+        order = self._order if allowed is None else self._order[allowed[self._order]]
+        top = order[:k]
+        return ChannelHits(top.astype(np.int64), self.scores[top].astype(np.float32))
+
+
 @dataclass(frozen=True)
 class ChannelScore:
     """Where one channel put a candidate: rank from 1, and the channel's own score."""
@@ -397,11 +443,12 @@ class Candidate:
 
 
 def reciprocal_rank_fusion(
-    rankings: Mapping[str, ChannelHits], rrf_k: int
+    rankings: Mapping[str, ChannelHits], rrf_k: int, weights: Mapping[str, float] | None = None
 ) -> list[tuple[int, float, dict[str, ChannelScore]]]:
     """Fuse per-channel rankings: ``(position, fused score, per-channel scores)``, best first.
 
-    Ties are broken by the best single-channel rank, then by catalog position.
+    A channel's term is multiplied by its weight (1 for a channel ``weights`` does not name). Ties are broken by
+    the best single-channel rank, then by catalog position.
 
     Example:
         >>> a = ChannelHits(np.array([5, 7]), np.array([2.0, 1.0]))
@@ -413,10 +460,11 @@ def reciprocal_rank_fusion(
     best_rank: dict[int, int] = {}
     parts: dict[int, dict[str, ChannelScore]] = {}
     for name, hits in rankings.items():
+        weight = 1.0 if weights is None else weights.get(name, 1.0)
         for rank, (position, score) in enumerate(
             zip(hits.positions.tolist(), hits.scores.tolist(), strict=True), 1
         ):
-            fused[position] = fused.get(position, 0.0) + 1.0 / (rrf_k + rank)
+            fused[position] = fused.get(position, 0.0) + weight / (rrf_k + rank)
             best_rank[position] = min(best_rank.get(position, rank), rank)
             parts.setdefault(position, {})[name] = ChannelScore(rank, float(score))
     order = sorted(fused, key=lambda p: (-fused[p], best_rank[p], p))
@@ -453,9 +501,13 @@ class CandidateGenerator:
         embedder: Embeds query texts for channels that need a vector; required when one does.
         settings: ``candidates`` (default ``k``) and ``rrf_k``.
         depth: How many items each channel contributes before fusion; ``None``: the ``k`` of the request.
+        weights: Channel name -> its weight in the fusion (1 for a channel not named).
+        weights_without_text: The weights for a request with no query text (only context, or nothing): then
+            the channels that read no words (a :class:`PriorChannel`) know more than the vector channels,
+            which see only the context; ``None``: ``weights``.
 
     Raises:
-        ValueError: Two channels with one name, or a vector channel without an embedder.
+        ValueError: Two channels with one name, a vector channel without an embedder, or a negative weight.
 
     Example:
         >>> from data.schema import Item
@@ -473,10 +525,15 @@ class CandidateGenerator:
         embedder: TextEmbedder | None = None,
         settings: RetrievalSettings | None = None,
         depth: int | None = None,
+        weights: Mapping[str, float] | None = None,
+        weights_without_text: Mapping[str, float] | None = None,
     ) -> None:
         names = [channel.name for channel in channels]
         if len(set(names)) != len(names):
             raise ValueError(f"channel names must differ, got {names}")
+        for given in (weights, weights_without_text):
+            if given is not None and any(not weight >= 0 for weight in given.values()):
+                raise ValueError(f"channel weights must be non-negative numbers, got {dict(given)}")
         if embedder is None and any(channel.needs_vector for channel in channels):
             raise ValueError("a vector channel needs an embedder for the query text; pass embedder=")
         self.catalog = catalog
@@ -484,6 +541,10 @@ class CandidateGenerator:
         self.embedder = embedder
         self.settings = settings or RetrievalSettings()
         self.depth = depth
+        self.weights = dict(weights or {})
+        self.weights_without_text = (
+            self.weights if weights_without_text is None else dict(weights_without_text)
+        )
         self.filter_index = FilterIndex(catalog)
 
     @classmethod
@@ -547,10 +608,14 @@ class CandidateGenerator:
         depth = max(k, self.depth or 0)
         rankings = {}
         for channel in self.channels if k else ():
-            searchable = query.vector is not None if channel.needs_vector else bool(query.text)
+            if channel.needs_vector:
+                searchable = query.vector is not None
+            else:
+                searchable = bool(query.text) or not channel.needs_text
             if searchable:
                 rankings[channel.name] = channel.search(query, depth, filters, allowed)
-        fused = reciprocal_rank_fusion(rankings, self.settings.rrf_k)[:k]
+        weights = self.weights if query.text else self.weights_without_text
+        fused = reciprocal_rank_fusion(rankings, self.settings.rrf_k, weights)[:k]
         item_ids = self.filter_index.item_ids
         candidates = [Candidate(item_ids[p], p, score, parts) for p, score, parts in fused]
         if len(candidates) < k:

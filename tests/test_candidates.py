@@ -19,6 +19,7 @@ from retrieval.candidates import (
     FilterMode,
     Filters,
     LexicalChannel,
+    PriorChannel,
     Query,
     VectorChannel,
     reciprocal_rank_fusion,
@@ -80,6 +81,7 @@ class ExactVectors:
     """A vector channel over an in-memory matrix: exact cosine search among the allowed items."""
 
     needs_vector = True
+    needs_text = False
 
     def __init__(self, name, catalog, texts=None):
         self.name = name
@@ -180,6 +182,61 @@ def test_rrf_order_matches_hand_computed_ranks():
         {"a": ChannelHits(np.array([8, 5]), np.ones(2)), "b": ChannelHits(np.array([5, 8]), np.ones(2))}, 60
     )
     assert [position for position, _, _ in tie] == [5, 8]
+
+
+def test_weights_scale_each_channels_term():
+    lexical = ChannelHits(np.array([3, 1]), np.array([9.0, 5.0]))
+    prior = ChannelHits(np.array([1, 3]), np.array([50.0, 40.0]))
+    equal = reciprocal_rank_fusion({"lexical": lexical, "prior": prior}, rrf_k=60)
+    assert [position for position, _, _ in equal] == [1, 3]  # a tie, broken by catalog position
+    heavy = reciprocal_rank_fusion({"lexical": lexical, "prior": prior}, rrf_k=60, weights={"prior": 2.0})
+    assert [position for position, _, _ in heavy] == [1, 3] and heavy[0][1] == pytest.approx(1 / 62 + 2 / 61)
+    light = reciprocal_rank_fusion({"lexical": lexical, "prior": prior}, rrf_k=60, weights={"prior": 0.5})
+    assert [position for position, _, _ in light] == [3, 1] and light[0][1] == pytest.approx(
+        1 / 61 + 0.5 / 62
+    )
+    with pytest.raises(ValueError, match="non-negative"):
+        CandidateGenerator(STORE, [], weights={"prior": -1.0})
+    with pytest.raises(ValueError, match="non-negative"):
+        CandidateGenerator(STORE, [], weights={"prior": float("nan")})
+
+
+def test_a_prior_channel_answers_without_words_and_respects_filters():
+    counts = np.zeros(len(STORE))
+    bic = [STORE.position(item.item_id) for item in STORE if item.brand == "BIC"]
+    counts[bic[-1]], counts[bic[0]] = 5, 2
+    counts[STORE.position("i17")] = 9
+    prior = PriorChannel("popularity", counts)
+    generator = CandidateGenerator(STORE, [LexicalChannel(LexicalIndex.build(STORE)), prior])
+    bic_only = Filters(brands=frozenset({"BIC"}))
+    candidates = generator.generate("", bic_only, k=len(STORE))
+    # The items the prior knows, best first; then the unknown ones, filled in catalog order, unscored.
+    assert [c.item_id for c in candidates[:2]] == [STORE.items[bic[-1]].item_id, STORE.items[bic[0]].item_id]
+    assert all(set(c.channels) == {"popularity"} for c in candidates[:2])
+    assert all(not c.channels for c in candidates[2:]) and all(
+        STORE[c.item_id].brand == "BIC" for c in candidates
+    )
+    assert generator.generate("", k=1)[0].item_id == "i17"
+    # With words, an item both channels find comes first.
+    assert set(generator.generate("M17", k=3)[0].channels) == {"lexical", "popularity"}
+    with pytest.raises(ValueError, match="non-negative"):
+        PriorChannel("popularity", np.array([1.0, -1.0]))
+
+
+def test_requests_without_words_use_their_own_weights():
+    counts = np.arange(len(STORE), dtype=float)  # the last item is the most popular
+    channels = [ExactVectors("vector", STORE), PriorChannel("popularity", counts)]
+    generator = CandidateGenerator(
+        STORE,
+        channels,
+        BagOfWordsEmbedder(),
+        weights={"popularity": 0.0},
+        weights_without_text={"vector": 0.0},
+    )
+    wordless = generator.generate("", k=3, context="M15")
+    assert [c.item_id for c in wordless] == [item.item_id for item in STORE.items[::-1][:3]]
+    worded = generator.generate("M15", k=1)[0]
+    assert worded.item_id == "i15" and worded.score == pytest.approx(1 / 61)
 
 
 def test_candidates_carry_their_score_breakdown():
