@@ -623,7 +623,41 @@ def _numbers_and_codes(text: str, source: str) -> list[_Located]:
         if match.start() not in reported
         and (_number_key(match["number"]), _unit(match["unit"])) not in measures
     ]
+    # Or counted: "holds 62557 pencils" when the source's 62557 is only the item's number.
+    reported = {start for start, _ in found}
+    identifiers = _identifiers(source)
+    found += [
+        (match.start(), Finding(FindingKind.NUMBER, match.group()))
+        for match in _COUNTED.finditer(text)
+        if match.start() not in reported
+        and _number_key(match["number"]) in identifiers
+        and match["word"] not in _NOT_COUNTED
+    ]
+    found.sort(key=lambda located: located[0])
     return found
+
+
+# A number followed by a plural word: how a text counts things ("200 labels"); "33374 wireless presenter" and
+# "82410 model number" name an item instead.
+_COUNTED = re.compile(r"(?<![\w.,(/-])(?P<number>\d+)(?:\s|-)(?P<word>[a-z]+(?<![su])s)\b")
+_NOT_COUNTED = frozenset(
+    "a an and as at by for from in is it of on or the to with model number item part series code no sku".split()  # noqa: SIM905
+)
+_PARENTHESISED = re.compile(r"\(\s*(\d+)\s*\)")
+
+
+def _identifiers(source: str) -> set[str]:
+    """Numbers the source uses only as item or part numbers: each use is "(62557)" alone in parentheses or a
+    number of five or more digits, never a count or a size."""
+    numbers = {_number_key(n) for n in _PARENTHESISED.findall(source)}
+    numbers |= {_number_key(n) for n in re.findall(r"(?<![\d.,])\d{5,}(?![\d.,]\d)", source)}
+    for match in re.finditer(r"(?<![\w.,/-])\d+(?:[.,]\d+)?", source):
+        before, after = source[: match.start()].rstrip()[-1:], source[match.end() :].lstrip()[:1]
+        if len(match.group()) < 5 and not (before == "(" and after == ")"):
+            numbers.discard(_number_key(match.group()))
+    # A number the source itself counts with is a count, however long.
+    numbers -= {_number_key(m["number"]) for m in _COUNTED.finditer(source) if m["word"] not in _NOT_COUNTED}
+    return numbers
 
 
 # Units whose numbers are checked together with the unit; each spelling maps to one name.

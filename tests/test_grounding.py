@@ -116,6 +116,25 @@ def test_each_rule(text, expected):
     assert kinds(text, PEN) == expected
 
 
+CUP = SourceFacts(title="Rolodex Jumbo Pencil Cup, Black, Holds 30 Pencils, 2 Pack (62557)", brand="Rolodex")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "A black Rolodex pencil cup that holds 62557 pencils.",
+            [Finding(FindingKind.NUMBER, "62557 pencils")],
+        ),
+        ("A black Rolodex pencil cup (62557) that holds 30 pencils.", []),
+        ("The Rolodex 62557 pencil cup, 2 cups.", []),  # the item number names the item
+        ("A Rolodex pencil cup with a 62557 model number.", []),
+    ],
+)
+def test_an_item_number_used_as_a_count_is_found(text, expected):
+    assert check_grounded(text, CUP) == expected
+
+
 def test_capitalised_first_word_of_a_sentence_is_not_a_name():
     assert kinds("Round Stic pens. Fine point, black.", PEN) == []
     assert kinds("Round Stic pens. Ideal for school.", PEN) == ["marketing"]
