@@ -109,9 +109,12 @@ class Episode:
 
 
 def episodes_from_split(
-    split: Split, settings: EvalSettings, max_episodes: int | None = None
+    split: Split, settings: EvalSettings, max_episodes: int | None = None, *, validation: bool = False
 ) -> list[Episode]:
     """One episode per test user (sorted by user id); with ``max_episodes``, a seeded sample of them.
+
+    With ``validation``, one per validation user instead: the episodes to tune settings on, so that the test
+    episodes stay unseen.
 
     Example:
         >>> from data.schema import Catalog, Interaction, Interactions, Item
@@ -122,7 +125,8 @@ def episodes_from_split(
         >>> [(e.target, e.others) for e in episodes_from_split(split, EvalSettings(), max_episodes=2)]
         [('i0', ()), ('i1', ('i0',))]
     """
-    users = [user for user in split.test_users if split.histories.get(user)]
+    pool = split.validation_users if validation else split.test_users
+    users = [user for user in pool if split.histories.get(user)]
     if max_episodes is not None and max_episodes < len(users):
         rng = np.random.default_rng(stable_seed(settings.seed, "episodes"))
         chosen = set(rng.choice(len(users), size=max_episodes, replace=False).tolist())

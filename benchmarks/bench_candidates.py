@@ -3,7 +3,7 @@
 Usage:
     python -m benchmarks.bench_candidates [--sizes 10000,100000,300000] [--parts recall,latency,eval] [--json]
 
-Three parts:
+The parts:
 
 - ``recall``: on the benchmark's test episodes (the split, the simulated shopper and its answers of
   :mod:`assistant.evaluation`), the share of targets inside the ``k`` = 100 candidates after K answers, for each
@@ -16,6 +16,8 @@ Three parts:
   generated titles. Embeddings are cached under ``<artifacts>/bench/``, since 300,000 titles take several
   minutes to embed on 2 cores. Also compares the ways of applying hard filters to the vector channel
   (:class:`retrieval.candidates.FilterMode`): Chroma's ``where`` and filtering an over-fetched list.
+- ``weights`` (not in the default parts): hybrid's candidate recall on the validation episodes as its
+  popularity weights vary, how their defaults were chosen.
 - ``eval``: the ranking benchmark (:func:`assistant.evaluation.run_evaluation`) for the candidate systems of
   :mod:`ranking.candidate_systems` next to ``faceted_popularity``, K = 0..5.
 """
@@ -190,11 +192,12 @@ class HybridTextSystem(CandidateSystem):
     searches = (LEXICAL, VECTOR, DESCRIPTIONS)
 
 
-def _episodes(catalog: Catalog, interactions: Interactions, settings: EvalSettings):
+def _episodes(catalog: Catalog, interactions: Interactions, settings: EvalSettings, validation: bool = False):
     facets = discover_facets(catalog)
     split = make_split(catalog, interactions, settings)
     world = ShopperWorld.build(catalog, facets, settings)
-    shoppers = [SimulatedShopper(episode, world) for episode in episodes_from_split(split, settings)]
+    episodes = episodes_from_split(split, settings, validation=validation)
+    shoppers = [SimulatedShopper(episode, world) for episode in episodes]
     return facets, TrainingData.from_split(catalog, facets, split), shoppers
 
 
@@ -261,6 +264,66 @@ def candidate_recall(
             recall, by_channels, random_fill = outcomes.mean(axis=0).tolist()
             rows.append(RecallRow(system.name, label, recall, by_channels, random_fill, allowed))
     return rows
+
+
+@dataclass(frozen=True)
+class WeightRow:
+    """Candidate recall of ``hybrid`` with one popularity weight, for requests with or without words."""
+
+    requests: str
+    weight: float
+    recall: dict[str, float]
+
+
+def popularity_weights(
+    catalog: Catalog,
+    interactions: Interactions,
+    settings: Settings,
+    hybrid: CandidateSystem,
+    with_words: Sequence[float] = (0.0, 0.1, 0.25, 0.5, 1.0),
+    without_words: Sequence[float] = (0.5, 1.0, 2.0, 4.0, 100.0),
+) -> list[WeightRow]:
+    """Candidate recall of ``hybrid`` as its popularity weights vary, on the validation episodes (the test
+    episodes stay unseen): how the defaults were chosen.
+
+    The weight for requests with words is tried on K = 4, 5 and the need alone; the weight for requests
+    without words on K = 1, 2, 3 (the simulated shopper gives words from the fourth answer on).
+    """
+    facets, training, shoppers = _episodes(catalog, interactions, settings.eval, validation=True)
+    hybrid.fit(training)
+    generator = hybrid.generator
+    targets = [catalog.position(shopper.episode.target) for shopper in shoppers]
+    sets = _request_sets(shoppers, (1, 2, 3, 4, 5))
+    k = settings.retrieval.candidates
+
+    def recall(label: str) -> float:
+        queries = [request_query(request, facets) for request in sets[label]]
+        found = generator.generate_batch(
+            [q.text for q in queries], [q.filters for q in queries], k, [q.context for q in queries]
+        )
+        listed = [any(c.position == t for c in cands) for t, cands in zip(targets, found, strict=True)]
+        return float(np.mean(listed))
+
+    rows = []
+    saved = generator.weights, generator.weights_without_text
+    try:
+        for weight in with_words:
+            generator.weights = {POPULARITY: weight}
+            rows.append(WeightRow("with words", weight, {x: recall(x) for x in ("K=4", "K=5", "need only")}))
+        for weight in without_words:
+            generator.weights_without_text = {POPULARITY: weight}
+            rows.append(WeightRow("without words", weight, {x: recall(x) for x in ("K=1", "K=2", "K=3")}))
+    finally:
+        generator.weights, generator.weights_without_text = saved
+    return rows
+
+
+def format_weights(rows: Sequence[WeightRow]) -> str:
+    body = [
+        [r.requests, f"{r.weight:g}", "  ".join(f"{label} {value:.3f}" for label, value in r.recall.items())]
+        for r in rows
+    ]
+    return _table(["requests", "popularity weight", "candidate recall"], body)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -516,9 +579,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     args = parser.parse_args(argv)
     parts = {part.strip() for part in args.parts.split(",") if part.strip()}
-    unknown = parts - {"recall", "latency", "eval"}
+    unknown = parts - {"recall", "weights", "latency", "eval"}
     if unknown:
-        parser.error(f"unknown part(s) {', '.join(sorted(unknown))}; use recall, latency, eval")
+        parser.error(f"unknown part(s) {', '.join(sorted(unknown))}; use recall, weights, latency, eval")
     sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
 
     settings = load_settings()
@@ -541,6 +604,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         document["systems"] = {system.name: system.description for system in systems}
         output.append(f"\nCandidate recall (share of test episodes whose target is among the {k} candidates)")
         output.append(format_recall(rows, k))
+    if "weights" in parts:
+        rows = popularity_weights(catalog, interactions, settings, systems[-1])
+        document["weights"] = [asdict(row) for row in rows]
+        output.append(
+            "\nHybrid candidate recall on the validation episodes as the popularity weight varies (defaults: "
+        )
+        output[-1] += (
+            f"{settings.retrieval.popularity_weight:g} with words, "
+            f"{settings.retrieval.popularity_weight_without_text:g} without)"
+        )
+        output.append(format_weights(rows))
     if "latency" in parts:
         rows, timing = latency(catalog, interactions, settings, sizes, args.queries, systems[-1])
         document["latency"] = [asdict(row) for row in rows]

@@ -71,7 +71,7 @@ class RetrievalSettings:
     rrf_k: int = 60
     # The popularity channel's weight in the fusion when the shopper said something, and when they have only
     # picked facets (docs/benchmarks.md, "Candidate recall", for how these were chosen).
-    popularity_weight: float = 0.25
+    popularity_weight: float = 0.1
     popularity_weight_without_text: float = 2.0
 
 

@@ -285,7 +285,7 @@ class VectorDescriptionsSystem(CandidateSystem):
 class HybridSystem(CandidateSystem):
     """Lexical, vector (item text and generated descriptions) and popularity channels, fused by weighted RRF.
 
-    Popularity is counted on the training interactions. Its weight is ``retrieval.popularity_weight`` (0.25)
+    Popularity is counted on the training interactions. Its weight is ``retrieval.popularity_weight`` (0.1)
     when the shopper said something, so the words decide what is found and popularity orders near-equals; and
     ``retrieval.popularity_weight_without_text`` (2) when they have only picked facets, so the candidates are
     then mostly the best sellers under the filters (the vector channel, which sees only the facet labels, adds

@@ -171,6 +171,19 @@ def test_vector_systems_share_one_build_and_work_without_descriptions(tmp_path):
     assert _order(hybrid.score(Request(need="canon pg245")))[0] == "canon"
 
 
+def test_hybrid_puts_best_sellers_first_without_words_and_the_words_first_with_them(tmp_path):
+    # "toner" is bought by three shoppers, "hp62" by two, the rest by one.
+    events = [Interaction(f"u{n}", item.item_id) for n, item in enumerate(STORE)]
+    events += [Interaction(f"t{n}", "toner") for n in range(2)] + [Interaction("t9", "hp62")]
+    hybrid = HybridSystem(_settings(tmp_path), embedder=WordsEmbedder())
+    hybrid.fit(TrainingData.build(STORE, discover_facets(STORE), Interactions(events)))
+    ink = {"category_2": "Office Products > Ink & Toner"}
+    assert _order(hybrid.score(Request(facets=ink)))[:2] == ["toner", "hp62"]
+    worded = hybrid.generator.generate("canon pg245")[0]
+    assert worded.item_id == "canon" and "popularity" in worded.channels
+    assert _order(hybrid.score(Request(facets=ink, need="canon pg245")))[0] == "canon"
+
+
 def test_generated_descriptions_make_a_thin_item_findable(tmp_path):
     settings = _settings(tmp_path)
     shredder = STORE["shred"]
@@ -223,12 +236,13 @@ def test_lexical_candidate_recall_on_the_real_sample(office, tmp_path):
 def test_hybrid_candidate_recall_on_the_real_sample(office, tmp_path):
     """The real model on the real sample: embeds 2,417 items (one to several minutes on 2 cores), hence opt-in.
 
-    Measured: after 3 answers hybrid 0.920 (the vector channel reads the facet labels), lexical 0.896 with
-    random fills, faceted popularity's first 100 items 0.943; after 5 answers hybrid 1.000 (faceted 0.978); with
-    a need statement alone 0.994 to 0.996 (with and without generated descriptions).
+    Measured (``python -m benchmarks.bench_candidates``): after 3 answers hybrid 0.949 (its popularity channel;
+    0.920 without it), lexical 0.896 with random fills, faceted popularity's first 100 items 0.943; after 5
+    answers hybrid 1.000 (faceted 0.978); with a need statement alone 0.996.
     """
     settings = _settings(tmp_path)
     rows = _recall(office, settings, [LexicalSystem(settings), HybridSystem(settings)], (3, 5))
-    assert rows["hybrid", "K=3"].recall >= rows["lexical", "K=3"].random_fill + 0.01
+    assert rows["hybrid", "K=3"].recall >= rows["faceted_popularity", "K=3"].recall - 0.01
+    assert rows["hybrid", "K=3"].recall >= rows["lexical", "K=3"].random_fill + 0.03
     assert rows["hybrid", "K=5"].recall >= 0.99 > rows["faceted_popularity", "K=5"].recall
-    assert rows["hybrid", "need only"].recall >= 0.98
+    assert rows["hybrid", "need only"].recall >= 0.99

@@ -201,3 +201,6 @@ def test_episodes_take_the_last_item_as_target_and_a_seeded_cap():
     assert len(capped) == 5 and capped == episodes_from_split(split, settings, max_episodes=5)
     assert {episode.episode_id for episode in capped} <= {episode.episode_id for episode in episodes}
     assert len({episode.episode_id for episode in episodes}) == len(episodes)
+    tuning = episodes_from_split(split, settings, validation=True)
+    assert tuning and [episode.user_id for episode in tuning] == list(split.validation_users)
+    assert not {episode.user_id for episode in tuning} & {episode.user_id for episode in episodes}
