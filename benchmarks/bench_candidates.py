@@ -74,7 +74,7 @@ from retrieval.candidates import (
 )
 from retrieval.embeddings import DIMENSION, MODEL_NAME, TextEmbedder, get_embedder, item_text
 from retrieval.index import DESCRIPTIONS as DESCRIBED
-from retrieval.index import ITEMS, VectorIndex, build_index
+from retrieval.index import ITEMS, IndexMismatchError, VectorIndex, build_index
 from retrieval.lexical import LexicalIndex
 
 # Generated titles are embedded and cached in chunks, so a long run that is interrupted keeps what it made
@@ -458,7 +458,10 @@ def _scaled_generators(
         paths=replace(settings.paths, artifacts=cache / f"index-{size}-{catalog_key(catalog)}"),
         retrieval=replace(settings.retrieval, chroma_host=""),
     )
-    build_index(store, catalog, described, progress=True, embedder=lookup)
+    try:
+        build_index(store, catalog, described, progress=True, embedder=lookup)
+    except IndexMismatchError:  # built by an older version of the index
+        build_index(store, catalog, described, rebuild=True, progress=True, embedder=lookup)
     index = VectorIndex.open(store, embedder=lookup)
     lexical = LexicalChannel(LexicalIndex.build(catalog, described))
     members = np.array([item.item_id in described for item in catalog])

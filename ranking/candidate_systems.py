@@ -57,7 +57,7 @@ from retrieval.candidates import (
 )
 from retrieval.embeddings import TextEmbedder, get_embedder
 from retrieval.index import DESCRIPTIONS as DESCRIBED
-from retrieval.index import ITEMS, VectorIndex, build_index
+from retrieval.index import ITEMS, IndexMismatchError, VectorIndex, build_index
 from retrieval.lexical import LexicalIndex
 
 logger = logging.getLogger(__name__)
@@ -220,7 +220,12 @@ class CandidateSystem(RankingSystem):
             paths=replace(settings.paths, artifacts=folder),
             retrieval=replace(settings.retrieval, chroma_host=""),
         )
-        build_index(store, catalog, descriptions, progress=False, embedder=embedder)
+        try:
+            build_index(store, catalog, descriptions, progress=False, embedder=embedder)
+        except IndexMismatchError:
+            # A cache of this evaluation's own, built by an older version: build it anew.
+            logger.warning("rebuilding the candidate index in %s (built by another version)", folder)
+            build_index(store, catalog, descriptions, rebuild=True, progress=False, embedder=embedder)
         index = VectorIndex.open(store, embedder=embedder)
         collections: dict[str, np.ndarray | None] = {ITEMS: None}
         if DESCRIPTIONS in self.searches and descriptions:

@@ -63,7 +63,8 @@ if TYPE_CHECKING:
     from chromadb.api.models.Collection import Collection
 
 # Raised when what is stored per record, or how it is keyed, changes; an older index is then refused.
-SCHEMA_VERSION = 1
+# 2: item text read to 128 word pieces, descriptions cut at 600 characters (1: 256 and 1,000).
+SCHEMA_VERSION = 2
 ITEMS = "items"
 DESCRIPTIONS = "descriptions"
 COLLECTIONS = (ITEMS, DESCRIPTIONS)

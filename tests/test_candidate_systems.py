@@ -246,3 +246,19 @@ def test_hybrid_candidate_recall_on_the_real_sample(office, tmp_path):
     assert rows["hybrid", "K=3"].recall >= rows["lexical", "K=3"].random_fill + 0.03
     assert rows["hybrid", "K=5"].recall >= 0.99 > rows["faceted_popularity", "K=5"].recall
     assert rows["hybrid", "need only"].recall >= 0.99
+
+
+def test_a_candidate_index_from_an_older_version_is_rebuilt(tmp_path, monkeypatch):
+    import retrieval.index as index_module
+
+    embedder = WordsEmbedder()
+    settings = _settings(tmp_path)
+    current = index_module.SCHEMA_VERSION
+    monkeypatch.setattr(index_module, "SCHEMA_VERSION", current - 1)
+    VectorSystem(settings, embedder=embedder).fit(_training())
+    assert embedder.embedded == len(STORE)
+    monkeypatch.setattr(index_module, "SCHEMA_VERSION", current)
+    system = VectorSystem(settings, embedder=embedder)
+    system.fit(_training())
+    assert embedder.embedded == 2 * len(STORE)
+    assert _order(system.score(Request(need="canon pg245 black ink")))[0] == "canon"

@@ -10,6 +10,7 @@ from retrieval import embeddings
 from retrieval.embeddings import (
     DIMENSION,
     MAX_DESCRIPTION_CHARS,
+    MAX_TOKENS,
     MODEL_NAME,
     Embedder,
     get_embedder,
@@ -38,10 +39,19 @@ def test_vectors_are_unit_float32_rows_even_for_empty_and_huge_texts(embedder: E
 
 
 def test_text_past_the_token_limit_is_ignored(embedder: Embedder) -> None:
-    # 300 repetitions is 600 word pieces, well past MAX_TOKENS (256): what follows never reaches the model.
+    # 300 repetitions is 900 word pieces, well past MAX_TOKENS (128): what follows never reaches the model.
     head = "black ink cartridge " * 300
     long, short = embedder.embed([head + "ergonomic office chair " * 2_000, head])
     np.testing.assert_allclose(long, short, atol=1e-6)
+
+
+def test_the_model_reads_exactly_max_tokens_word_pieces(embedder: Embedder) -> None:
+    assert MAX_TOKENS == 128
+    # One word piece per "ink", plus the two markers the tokenizer adds: 126 words fill the window.
+    inside = embedder.embed(["ink " * 125 + "chair", "ink " * 125 + "table"])
+    assert not np.allclose(inside[0], inside[1], atol=1e-4)
+    outside = embedder.embed(["ink " * 126 + "chair", "ink " * 126 + "table"])
+    np.testing.assert_allclose(outside[0], outside[1], atol=1e-6)
 
 
 def test_embedding_is_deterministic_and_independent_of_batching(embedder: Embedder) -> None:

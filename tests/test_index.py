@@ -235,8 +235,9 @@ def test_an_index_built_with_another_model_is_refused_until_rebuilt(
     assert f"run `{REBUILD_COMMAND}`" in message
     with pytest.raises(IndexMismatchError, match="dimension 8"):
         build_index(config, small_catalog(), {}, progress=False, embedder=HashEmbedder("test/hash", 8))
-    monkeypatch.setattr(index_module, "SCHEMA_VERSION", 2)
-    with pytest.raises(IndexMismatchError, match="schema version 1"):
+    current = index_module.SCHEMA_VERSION
+    monkeypatch.setattr(index_module, "SCHEMA_VERSION", current + 1)
+    with pytest.raises(IndexMismatchError, match=f"schema version {current}\\)"):
         VectorIndex.open(config, embedder=HashEmbedder("test/hash", 16))
     report = build_index(
         config, small_catalog(), {}, rebuild=True, progress=False, embedder=HashEmbedder("other", 8)
@@ -461,3 +462,20 @@ def test_one_percent_edited_plus_removed_and_new_items_embed_exactly_those(
         assert index.count() == 2417
         query = counter.inner.embed(["kraft envelopes"])
         assert index.query(query, 10)[0].ids[0].startswith("new-")
+
+
+def test_the_demo_rebuilds_an_index_from_an_older_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ui.demo import build_indexes
+
+    config = embedded_settings(tmp_path)
+    current = index_module.SCHEMA_VERSION
+    monkeypatch.setattr(index_module, "SCHEMA_VERSION", current - 1)
+    build_index(config, small_catalog(), {}, progress=False)
+    monkeypatch.setattr(index_module, "SCHEMA_VERSION", current)
+    line = build_indexes(config, small_catalog())
+    assert "rebuilt: the old one was made by another version" in line and "10 added" in line
+    with VectorIndex.open(config) as index:
+        assert index.count() == 10
+    assert "rebuilt" not in build_indexes(config, small_catalog())
