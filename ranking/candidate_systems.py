@@ -15,8 +15,8 @@ Fitting builds, or reuses, what the channels need for ``data.catalog``: the lexi
 (item text and generated-description embeddings) live in ``<artifacts>/candidates/<catalog key>/``, a folder
 keyed by the catalog's item ids, so that the four systems of one run, and later runs, share one build, and the
 application's own index (``<artifacts>/chroma``) is never touched by an evaluation. The first fit embeds the
-catalog (the bundled sample's 2,417 item texts took 9 minutes on 2 cores shared with other jobs, load 6 to 9);
-a later fit only checks that nothing changed (7 s there, mostly loading the model).
+catalog (the bundled sample's 2,417 item texts take about 45 s on 2 quiet cores, see ``benchmarks/bench_index``);
+a later fit only checks that nothing changed, and one made by an older version of the index is rebuilt.
 
 What each system searches (:attr:`CandidateSystem.searches`): ``lexical`` the lexical channel; ``vector`` the
 vector channel over item text; ``vector_descriptions`` the vector channel over item text and generated

@@ -27,8 +27,8 @@ Bad input:
   completes any list the channels leave shorter than ``k``, so a selective filter still gives every allowed item
   when fewer than ``k`` are allowed. Filled candidates have no channel entries and a fused score of 0.
 - A query longer than :data:`MAX_QUERY_CHARS` is cut there (at a space when one is near): the embedding model
-  reads 256 word pieces at most (about 1,000 characters of English), and BM25's cost grows with every distinct
-  token.
+  reads 128 word pieces at most (about 500 characters of English; :data:`retrieval.embeddings.MAX_TOKENS`), and
+  BM25's cost grows with every distinct token.
 - Any script is accepted; see :func:`retrieval.lexical.tokenize` for what the lexical channel makes of it.
 
 Example:

@@ -9,11 +9,11 @@ Long text: the model reads the first :data:`MAX_TOKENS` (128) word pieces of a t
 English) and silently drops the rest; an empty text gets a valid vector too. :func:`item_text` therefore puts
 what identifies an item first and cuts its description where the model would stop reading anyway.
 
-Why 128 and not the packaged 256: all-MiniLM-L6-v2 was trained on pieces of up to 128 word pieces, and on the
-bundled sample (median item text 109 word pieces, 42% longer than 128) reading 128 embeds 1.8 times as fast
-(62.9 against 35.4 items/s on 2 cores) with exact vector recall@100 on the benchmark episodes within a few
-episodes of 256 (0.929 / 0.992 / 0.980 against 0.920 / 0.998 / 0.973 after 3 answers, after 5, and with the need
-alone; docs/benchmarks.md).
+Why 128 and not the packaged 256: all-MiniLM-L6-v2 was trained on texts of up to 128 word pieces, and on the
+bundled sample (median item text 109 word pieces, 42% longer than 128) reading 128 embeds 1.7 times as fast
+(60.1 against 34.4 items/s on 2 cores) with exact vector recall@100 on the benchmark episodes within a few
+episodes of 256 (0.929 / 0.992 / 0.980 against 0.924 / 0.998 / 0.976 after 3 answers, after 5, and with the need
+alone). ``python -m benchmarks.bench_embeddings`` measures it; docs/benchmarks.md has the figures.
 
 Example:
     >>> embedder = get_embedder()
