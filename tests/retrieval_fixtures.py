@@ -15,6 +15,28 @@ from data.settings import PathSettings, RetrievalSettings, Settings
 from retrieval.candidates import Filters
 from retrieval.embeddings import TextEmbedder, item_text
 from retrieval.index import DESCRIPTIONS, ITEMS, CollectionChanges, VectorIndex, build_index, where_filter
+from retrieval.lexical import tokenize
+
+
+class WordsEmbedder:
+    """A stand-in bi-encoder (no model to load): hashed search tokens (:func:`retrieval.lexical.tokenize`),
+    L2-normalised, so that texts sharing words are near. Counts the texts it embeds."""
+
+    name = "test/words"
+    dimension = 1024
+
+    def __init__(self) -> None:
+        self.embedded = 0
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.embedded += len(texts)
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for token in tokenize(text):
+                digest = hashlib.blake2b(token.encode(), digest_size=4).digest()
+                vectors[row, int.from_bytes(digest, "little") % self.dimension] += 1.0
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.where(norms == 0, 1.0, norms)
 
 
 def embedded_settings(folder: Path) -> Settings:

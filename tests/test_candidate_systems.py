@@ -3,7 +3,6 @@ candidate recall on the real sample."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from ranking.candidate_systems import (
     request_query,
 )
 from ranking.system import Request, TrainingData, registered_systems
-from retrieval.lexical import tokenize
+from tests.retrieval_fixtures import WordsEmbedder
 
 INK = ("Office Products", "Ink & Toner")
 STORE = Catalog(
@@ -45,26 +44,6 @@ STORE = Catalog(
         Item("bare", "Desk Lamp"),
     ]
 )
-
-
-class WordsEmbedder:
-    """A stand-in bi-encoder (no model to load): hashed search tokens, L2-normalised. Counts embedded texts."""
-
-    name = "test/words"
-    dimension = 1024
-
-    def __init__(self) -> None:
-        self.embedded = 0
-
-    def embed(self, texts):
-        self.embedded += len(texts)
-        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for token in tokenize(text):
-                digest = hashlib.blake2b(token.encode(), digest_size=4).digest()
-                vectors[row, int.from_bytes(digest, "little") % self.dimension] += 1.0
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors / np.where(norms == 0, 1.0, norms)
 
 
 def _settings(folder: Path) -> Settings:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -27,7 +25,8 @@ from retrieval.candidates import (
 )
 from retrieval.embeddings import item_text
 from retrieval.index import DESCRIPTIONS, ITEMS, VectorIndex, build_index
-from retrieval.lexical import LexicalIndex, tokenize
+from retrieval.lexical import LexicalIndex
+from tests.retrieval_fixtures import WordsEmbedder
 
 BRANDS = ("HP", "Canon", "Epson", "BIC", "")
 PATHS = (
@@ -61,22 +60,6 @@ def _store(n: int = 60) -> Catalog:
 STORE = _store()
 
 
-class BagOfWordsEmbedder:
-    """A stand-in for the bi-encoder: hashed token counts, L2-normalised (no model needed)."""
-
-    name = "test/bag-of-words"
-    dimension = 512
-
-    def embed(self, texts):
-        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for token in tokenize(text):
-                digest = hashlib.blake2b(token.encode(), digest_size=4).digest()
-                vectors[row, int.from_bytes(digest, "little") % self.dimension] += 1.0
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors / np.where(norms == 0, 1.0, norms)
-
-
 class ExactVectors:
     """A vector channel over an in-memory matrix: exact cosine search among the allowed items."""
 
@@ -87,7 +70,7 @@ class ExactVectors:
         self.name = name
         texts = texts or {item.item_id: item.title for item in catalog}
         self.positions = np.array([catalog.position(i) for i in texts])
-        self.matrix = BagOfWordsEmbedder().embed(list(texts.values()))
+        self.matrix = WordsEmbedder().embed(list(texts.values()))
 
     def search(self, query, k, filters, allowed):
         scores = self.matrix @ query.vector
@@ -98,7 +81,7 @@ class ExactVectors:
 
 def _hybrid(catalog: Catalog = STORE, **kwargs) -> CandidateGenerator:
     channels = [LexicalChannel(LexicalIndex.build(catalog)), ExactVectors("vector", catalog)]
-    return CandidateGenerator(catalog, channels, BagOfWordsEmbedder(), **kwargs)
+    return CandidateGenerator(catalog, channels, WordsEmbedder(), **kwargs)
 
 
 def _satisfies(item: Item, filters: Filters) -> bool:
@@ -229,7 +212,7 @@ def test_requests_without_words_use_their_own_weights():
     generator = CandidateGenerator(
         STORE,
         channels,
-        BagOfWordsEmbedder(),
+        WordsEmbedder(),
         weights={"popularity": 0.0},
         weights_without_text={"vector": 0.0},
     )
@@ -251,18 +234,18 @@ def test_candidates_carry_their_score_breakdown():
 def test_channels_can_be_enabled_one_by_one():
     lexical = CandidateGenerator.lexical_only(STORE)
     assert {name for c in lexical.generate("black ink", k=10) for name in c.channels} == {"lexical"}
-    vector = CandidateGenerator(STORE, [ExactVectors("vector", STORE)], BagOfWordsEmbedder())
+    vector = CandidateGenerator(STORE, [ExactVectors("vector", STORE)], WordsEmbedder())
     assert {name for c in vector.generate("black ink", k=10) for name in c.channels} == {"vector"}
     with pytest.raises(ValueError, match="embedder"):
         CandidateGenerator(STORE, [ExactVectors("vector", STORE)])
     with pytest.raises(ValueError, match="differ"):
-        CandidateGenerator(STORE, [ExactVectors("v", STORE), ExactVectors("v", STORE)], BagOfWordsEmbedder())
+        CandidateGenerator(STORE, [ExactVectors("v", STORE), ExactVectors("v", STORE)], WordsEmbedder())
 
 
 def test_context_reaches_the_vector_channels_only():
     calls = []
 
-    class Recording(BagOfWordsEmbedder):
+    class Recording(WordsEmbedder):
         def embed(self, texts):
             calls.extend(texts)
             return super().embed(texts)
@@ -331,7 +314,7 @@ def test_k_zero_and_bad_batches():
 def test_a_query_vector_is_computed_once_per_batch():
     calls = []
 
-    class Counting(BagOfWordsEmbedder):
+    class Counting(WordsEmbedder):
         def embed(self, texts):
             calls.append(list(texts))
             return super().embed(texts)
@@ -383,7 +366,7 @@ DESCRIBED = {"i7": "a quiet paper shredder", "i30": "a heavy duty paper shredder
 @pytest.fixture(scope="module")
 def chroma(tmp_path_factory):
     settings = Settings(paths=PathSettings(artifacts=tmp_path_factory.mktemp("chroma")))
-    embedder = BagOfWordsEmbedder()
+    embedder = WordsEmbedder()
     build_index(settings, STORE, DESCRIBED, progress=False, embedder=embedder)
     with VectorIndex.open(settings, embedder=embedder) as index:
         yield index
@@ -394,7 +377,7 @@ def _vector_generator(index, mode=FilterMode.OVERFETCH, descriptions=True):
     if descriptions:
         collections[DESCRIPTIONS] = np.array([item.item_id in DESCRIBED for item in STORE])
     channel = VectorChannel("vector", index, STORE, collections, filtering=mode)
-    return CandidateGenerator(STORE, [channel], BagOfWordsEmbedder())
+    return CandidateGenerator(STORE, [channel], WordsEmbedder())
 
 
 @pytest.mark.parametrize(
@@ -436,7 +419,7 @@ def test_a_generated_description_lifts_its_item_by_its_better_similarity(chroma)
     # No item's own text mentions a shredder: without descriptions every similarity is 0.
     assert all(c.channels["vector"].score == pytest.approx(0.0) for c in plain)
     # The channel's score is the better of the item's two similarities: here its description's.
-    embedder = BagOfWordsEmbedder()
+    embedder = WordsEmbedder()
     query = embedder.embed(["paper shredder"])[0]
     best = next(c for c in described if c.item_id == "i7")
     own, generated = embedder.embed([item_text(STORE["i7"]), item_text(STORE["i7"], DESCRIBED["i7"])]) @ query
