@@ -60,6 +60,7 @@ from ranking.candidate_systems import (
     VectorDescriptionsSystem,
     VectorSystem,
     catalog_key,
+    fusion_weights,
     request_query,
 )
 from ranking.system import Request, TrainingData
@@ -74,7 +75,7 @@ from retrieval.candidates import (
 )
 from retrieval.embeddings import DIMENSION, MODEL_NAME, TextEmbedder, get_embedder, item_text
 from retrieval.index import DESCRIPTIONS as DESCRIBED
-from retrieval.index import ITEMS, IndexMismatchError, VectorIndex, build_index
+from retrieval.index import ITEMS, VectorIndex, build_index
 from retrieval.lexical import LexicalIndex
 
 # Generated titles are embedded and cached in chunks, so a long run that is interrupted keeps what it made
@@ -441,8 +442,7 @@ def _scaled_generators(
     ``embedder`` embeds generated titles (once, cached); ``given`` serves the benchmark's query vectors;
     ``popularity`` is the real items' training interaction counts (see :func:`_scaled_popularity`).
     """
-    weights = {POPULARITY: settings.retrieval.popularity_weight}
-    wordless = {POPULARITY: settings.retrieval.popularity_weight_without_text}
+    weights, wordless = fusion_weights(settings.retrieval)
     catalog = scaled_catalog(base, size, GENERATED_SEED)
     titles = [item.title for item in catalog]
     vectors = cached_title_embeddings(titles, cache / "titles", embedder.embed)
@@ -458,10 +458,7 @@ def _scaled_generators(
         paths=replace(settings.paths, artifacts=cache / f"index-{size}-{catalog_key(catalog)}"),
         retrieval=replace(settings.retrieval, chroma_host=""),
     )
-    try:
-        build_index(store, catalog, described, progress=True, embedder=lookup)
-    except IndexMismatchError:  # built by an older version of the index
-        build_index(store, catalog, described, rebuild=True, progress=True, embedder=lookup)
+    build_index(store, catalog, described, progress=True, embedder=lookup, replace_outdated=True)
     index = VectorIndex.open(store, embedder=lookup)
     lexical = LexicalChannel(LexicalIndex.build(catalog, described))
     members = np.array([item.item_id in described for item in catalog])

@@ -45,7 +45,7 @@ import numpy as np
 from data.descriptions import descriptions_for_retrieval, load_descriptions
 from data.facets import FacetKind, Facets
 from data.schema import Catalog
-from data.settings import Settings, load_settings
+from data.settings import RetrievalSettings, Settings, load_settings
 from ranking.system import RankingSystem, Request, TrainingData, register
 from retrieval.candidates import (
     CandidateGenerator,
@@ -57,7 +57,7 @@ from retrieval.candidates import (
 )
 from retrieval.embeddings import TextEmbedder, get_embedder
 from retrieval.index import DESCRIPTIONS as DESCRIBED
-from retrieval.index import ITEMS, IndexMismatchError, VectorIndex, build_index
+from retrieval.index import ITEMS, VectorIndex, build_index
 from retrieval.lexical import LexicalIndex
 
 logger = logging.getLogger(__name__)
@@ -134,6 +134,17 @@ def _band_bounds(key: str) -> tuple[float | None, float | None]:
     return (low or None), high
 
 
+def fusion_weights(retrieval: RetrievalSettings) -> tuple[dict[str, float], dict[str, float]]:
+    """The fusion weights of a generator's channels for requests with words, and without (see
+    :class:`HybridSystem`); channels not named weigh 1.
+
+    Example:
+        >>> fusion_weights(RetrievalSettings(popularity_weight=0.1, popularity_weight_without_text=2.0))
+        ({'popularity': 0.1}, {'popularity': 2.0})
+    """
+    return {POPULARITY: retrieval.popularity_weight}, {POPULARITY: retrieval.popularity_weight_without_text}
+
+
 def catalog_key(catalog: Catalog) -> str:
     """A short digest of the catalog's item ids: the folder its candidate indexes live in.
 
@@ -198,10 +209,8 @@ class CandidateSystem(RankingSystem):
             built.append(self._vector_channel(settings, folder, catalog, descriptions, embedder))
         if POPULARITY in self.searches:
             built.append(PriorChannel(POPULARITY, data.item_counts()))
-        weights = {POPULARITY: settings.retrieval.popularity_weight}
-        wordless = {POPULARITY: settings.retrieval.popularity_weight_without_text}
         self.generator = CandidateGenerator(
-            catalog, built, embedder, settings.retrieval, self._depth, weights, wordless
+            catalog, built, embedder, settings.retrieval, self._depth, *fusion_weights(settings.retrieval)
         )
         self._facets = data.facets
 
@@ -220,12 +229,12 @@ class CandidateSystem(RankingSystem):
             paths=replace(settings.paths, artifacts=folder),
             retrieval=replace(settings.retrieval, chroma_host=""),
         )
-        try:
-            build_index(store, catalog, descriptions, progress=False, embedder=embedder)
-        except IndexMismatchError:
-            # A cache of this evaluation's own, built by an older version: build it anew.
-            logger.warning("rebuilding the candidate index in %s (built by another version)", folder)
-            build_index(store, catalog, descriptions, rebuild=True, progress=False, embedder=embedder)
+        # The evaluation's own cache: one made by an older version is rebuilt, not refused.
+        report = build_index(
+            store, catalog, descriptions, progress=False, embedder=embedder, replace_outdated=True
+        )
+        if report.replaced_outdated:
+            logger.warning("rebuilt the candidate index in %s (made by another version)", folder)
         index = VectorIndex.open(store, embedder=embedder)
         collections: dict[str, np.ndarray | None] = {ITEMS: None}
         if DESCRIPTIONS in self.searches and descriptions:

@@ -46,7 +46,7 @@ import shutil
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence, Set
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -226,6 +226,8 @@ class SyncReport:
     items: CollectionChanges
     descriptions: CollectionChanges
     seconds: float
+    # True when an index made by another model or version was thrown away first (build_index(replace_outdated=)).
+    replaced_outdated: bool = False
 
     @property
     def embedded(self) -> int:
@@ -233,7 +235,11 @@ class SyncReport:
         return self.items.embedded + self.descriptions.embedded
 
     def summary(self) -> str:
-        return f"items: {self.items.summary()}; descriptions: {self.descriptions.summary()}; {self.seconds:.1f} s"
+        replaced = "rebuilt (the old index was made by another version); " if self.replaced_outdated else ""
+        return (
+            f"{replaced}items: {self.items.summary()}; descriptions: {self.descriptions.summary()}; "
+            f"{self.seconds:.1f} s"
+        )
 
 
 @dataclass(frozen=True)
@@ -663,6 +669,7 @@ def build_index(
     rebuild: bool = False,
     progress: bool = True,
     embedder: TextEmbedder | None = None,
+    replace_outdated: bool = False,
 ) -> SyncReport:
     """Build the index, or bring an existing one up to date (the entry point of ``concierge index``).
 
@@ -673,10 +680,13 @@ def build_index(
         rebuild: Throw the existing index away first, even a damaged one or one built with another model.
         progress: Show a progress bar while embedding.
         embedder: The model; the project's bi-encoder when ``None``.
+        replace_outdated: Rebuild an index made by another model or schema version instead of refusing it
+            (:attr:`SyncReport.replaced_outdated` says so): for indexes that are only derived data, such as the
+            demo's and an evaluation's own.
 
     Raises:
-        RetrievalError: The index is locked, damaged, built otherwise (without ``rebuild``), or the server is
-            unreachable; the message says what to do.
+        RetrievalError: The index is locked, damaged, built otherwise (without ``rebuild`` or
+            ``replace_outdated``), or the server is unreachable; the message says what to do.
 
     Example:
         >>> build_index(load_settings(), catalog, {}, progress=False).items.added  # doctest: +SKIP
@@ -687,8 +697,16 @@ def build_index(
     with store.write_lock():
         if rebuild:
             _clear(store)
+        try:
+            with VectorIndex(store, embedder, create=True) as index:
+                return index._sync(catalog, descriptions, progress=progress)
+        except IndexMismatchError:
+            if not replace_outdated:
+                raise
+        _clear(store)
         with VectorIndex(store, embedder, create=True) as index:
-            return index._sync(catalog, descriptions, progress=progress)
+            report = index._sync(catalog, descriptions, progress=progress)
+        return replace(report, replaced_outdated=True)
 
 
 def _clear(store: _Store) -> None:

@@ -475,7 +475,11 @@ def test_the_demo_rebuilds_an_index_from_an_older_version(
     build_index(config, small_catalog(), {}, progress=False)
     monkeypatch.setattr(index_module, "SCHEMA_VERSION", current)
     line = build_indexes(config, small_catalog())
-    assert "rebuilt: the old one was made by another version" in line and "10 added" in line
+    assert "rebuilt (the old index was made by another version)" in line and "10 added" in line
     with VectorIndex.open(config) as index:
         assert index.count() == 10
     assert "rebuilt" not in build_indexes(config, small_catalog())
+    # Without replace_outdated the same old index is refused, as `concierge index` does.
+    monkeypatch.setattr(index_module, "SCHEMA_VERSION", current + 1)
+    with pytest.raises(IndexMismatchError):
+        build_index(config, small_catalog(), {}, progress=False)

@@ -87,22 +87,17 @@ def build_service(settings: Settings, *, strict: bool = False):
 def build_indexes(settings: Settings, catalog) -> str:
     """Build or update the vector and lexical indexes; a line saying what happened (never raises)."""
     from data.descriptions import descriptions_for_retrieval, load_descriptions
-    from retrieval.index import IndexMismatchError, RetrievalError, build_index
+    from retrieval.index import RetrievalError, build_index
     from retrieval.lexical import LexicalIndex
 
-    rebuilt = ""
     try:
         descriptions = descriptions_for_retrieval(load_descriptions(settings.paths.descriptions), catalog)
-        try:
-            report = build_index(settings, catalog, descriptions, progress=False)
-        except IndexMismatchError:
-            # The demo builds what it needs: an index from an older version is rebuilt, not left to the user.
-            report = build_index(settings, catalog, descriptions, rebuild=True, progress=False)
-            rebuilt = " (rebuilt: the old one was made by another version)"
+        # The demo builds what it needs: an index from an older version is rebuilt, not left to the user.
+        report = build_index(settings, catalog, descriptions, progress=False, replace_outdated=True)
         LexicalIndex.load_or_build(settings.paths.artifacts / "lexical", catalog, descriptions)
     except RetrievalError as error:
         return f"==> The indexes could not be built: {error}"
-    return f"==> Indexes ready under {settings.paths.artifacts}{rebuilt}: {report.summary()}"
+    return f"==> Indexes ready under {settings.paths.artifacts}: {report.summary()}"
 
 
 def run_demo(settings: Settings, *, strict: bool = False, open_server: bool = True) -> int:
