@@ -2,50 +2,54 @@
 
 An :class:`Episode` is a test shopper and a target item (their last one). The shopper answers from the target's
 catalog metadata only and never sees a system, a score or a ranking; every system is asked the same questions
-and gets the same answers.
+and gets the same answers, as a :class:`retrieval.profile.Profile`.
 
-Answer order (fixed, the same for every system and episode; see :func:`question_order`):
+Answer orders (:class:`Order`, see :func:`question_order`):
 
-1. the first informative category level (``category_1`` on a usual catalog),
-2. the second informative category level,
-3. ``brand``,
-4. the need statement (``need``),
-5. the third informative category level,
-6. deeper category levels, then ``price_band``, then attribute facets (widest coverage first).
+- ``facets-first``: the first informative category level (``category_1`` on a usual catalog), the second, ``brand``,
+  the need statement (``need``), the third category level, deeper category levels, then ``price_band``, then
+  attribute facets (widest coverage first).
+- ``need-first`` (the headline: real shoppers open with a need): the same with the need moved to the front.
 
 Facets with fewer than two values are left out of the order. A category answer is the target's own value at
 that level, or "no preference" when it has none. The brand answer is the target's brand, except "no
 preference" with probability ``EvalSettings.brand_no_preference`` (drawn once per episode from its seed) or when
 the target has no brand. Price band and attributes answer the target's value or "no preference".
 
-Need statement: 2-5 lowercase content words. Words are letter runs of the target's category leaf (its deepest
-level) and its title. Removed everywhere: stop words and generic packaging words, words under 3 letters, words
-of the target's brand and words that are some catalog brand's key, and every title token that contains a digit
-(model numbers, sizes, counts; the whole token, so ``WF-3520`` leaves no ``wf``). Title words must also appear
-in at least :data:`MIN_TITLE_DOCUMENT_FREQUENCY` catalog titles (rarer words, such as most product-line names,
-single out an item). The statement takes up to 3 leaf words, then at most 2 other title words drawn at random
-(seeded per episode), never as many as the title has content words; when that gives fewer than 2 words, words
-of the parent category levels are added. Title words come first, in title order, then the category words
-("retractable ballpoint pens"). A statement that would contain every word of the title (singular and plural
-alike) loses title words, then category words, from the end until it does not, so it is never the full title.
-With no usable word at all, the shopper has no stated need ("no preference").
+Need statements come in three vocabularies (:class:`Vocabulary`); with no usable word the shopper states no need
+("no preference"). Words are the letter runs of :func:`content_words`; brand words (the target's and every catalog
+brand's key) and tokens with a digit (model numbers, sizes, counts) never occur.
+
+- ``specific``: 2-5 words of the target's category leaf and title. Up to 3 leaf words, then at most 2 other title
+  words that occur in at least :data:`MIN_TITLE_DOCUMENT_FREQUENCY` catalog titles, drawn at random (seeded per
+  episode), never as many as the title has content words; when that gives fewer than 2 words, words of the parent
+  category levels are added. Title words come first, in title order ("retractable ballpoint pens"). A statement
+  that would contain every word of the title (singular and plural alike) loses title words, then category words,
+  from the end until it does not.
+- ``vague`` (the headline): words many items share: up to 3 words of the leaf (of the nearest parent level
+  when the leaf has none) plus at most one title word that occurs in at least :data:`VAGUE_LEAF_SHARE` of the
+  titles of the target's leaf category (drawn at random, seeded per episode, when several do).
+- ``paraphrased``: the target's stored paraphrase (:mod:`data.paraphrases`): what it is for, in words its own text
+  lacks, written once by the packaged language model and checked. A target without one states no need; the
+  benchmark runs this vocabulary on the episodes whose target has one and reports how many.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Literal
 
 import numpy as np
 
-from data.facets import Facet, FacetKind, Facets
+from data.facets import PATH_SEPARATOR, Facet, FacetKind, Facets
 from data.schema import Catalog, Item
 from data.settings import EvalSettings
 from data.splits import Split, stable_seed
-from ranking.system import Request
+from retrieval.profile import Constraint, Op, Profile
 
 NEED = "need"
 NO_PREFERENCE = "no preference"
@@ -53,6 +57,23 @@ MIN_TITLE_DOCUMENT_FREQUENCY = 3
 MAX_LEAF_WORDS = 3
 MAX_TITLE_WORDS = 2
 MIN_NEED_WORDS = 2
+VAGUE_LEAF_SHARE = 0.25
+
+
+class Vocabulary(StrEnum):
+    """How the simulated shopper words their need (see the module docstring)."""
+
+    SPECIFIC = "specific"
+    VAGUE = "vague"
+    PARAPHRASED = "paraphrased"
+
+
+class Order(StrEnum):
+    """Which questions the simulated shopper answers first (see the module docstring)."""
+
+    NEED_FIRST = "need-first"
+    FACETS_FIRST = "facets-first"
+
 
 Reaction = Literal["like", "dislike"]
 
@@ -84,9 +105,21 @@ def _words(text: str) -> list[str]:
     ]
 
 
-def _same_word(word: str, others: Iterable[str]) -> bool:
+def same_word(word: str, others: Iterable[str]) -> bool:
+    """Whether ``word`` is one of ``others``, singular and plural alike ("pen" is "pens")."""
     stem = word.removesuffix("s")
     return any(stem == other.removesuffix("s") for other in others)
+
+
+def content_words(text: str) -> list[str]:
+    """The content words of a text: lowercase letter runs of tokens without a digit, of 3 letters or more, that
+    are not stop words or generic packaging words; in order, repeats kept.
+
+    Example:
+        >>> content_words("BIC Round Stic Ball Pens, 12 Count, Red (GSF11)")
+        ['bic', 'round', 'stic', 'ball', 'pens', 'red']
+    """
+    return [word for word in _words(text) if len(word) >= 3 and word not in _STOP_WORDS]
 
 
 @dataclass(frozen=True)
@@ -94,7 +127,7 @@ class Episode:
     """One benchmark episode.
 
     Attributes:
-        episode_id: Unique id, used as the request's session id.
+        episode_id: Unique opaque id (it names neither the user nor the target), the profile's session id.
         user_id: The test shopper.
         target: The item the shopper wants: the last item of their history.
         others: The shopper's other distinct items, oldest first.
@@ -136,28 +169,33 @@ def episodes_from_split(
         history = split.histories[user]
         target = history[-1]
         others = tuple(item for item in dict.fromkeys(history) if item != target)
-        episodes.append(
-            Episode(f"{user}#{target}", user, target, others, stable_seed(settings.seed, "episode", user))
-        )
+        seed = stable_seed(settings.seed, "episode", user)
+        episodes.append(Episode(f"episode-{seed:016x}", user, target, others, seed))
     return episodes
 
 
-def question_order(facets: Facets) -> tuple[str, ...]:
-    """The fixed answer order of the benchmark over a catalog's informative facets (see the module docstring).
+def question_order(facets: Facets, order: Order = Order.NEED_FIRST) -> tuple[str, ...]:
+    """The benchmark's answer order over a catalog's informative facets (see the module docstring).
 
     Example:
         >>> from data.facets import discover_facets
         >>> from data.schema import Catalog, Item
         >>> paths = [("A", "B", "C"), ("A", "D", "E"), ("F", "G", "H")]
         >>> items = [Item(str(n), "x", brand=str(n), categories=path) for n, path in enumerate(paths)]
-        >>> question_order(discover_facets(Catalog(items)))
+        >>> facets = discover_facets(Catalog(items))
+        >>> question_order(facets, Order.FACETS_FIRST)
         ('category_1', 'category_2', 'brand', 'need', 'category_3')
+        >>> question_order(facets)
+        ('need', 'category_1', 'category_2', 'brand', 'category_3')
     """
     informative = [facet for facet in facets if facet.informative]
     categories = [facet.name for facet in informative if facet.kind is FacetKind.CATEGORY]
     brand = [facet.name for facet in informative if facet.kind is FacetKind.BRAND]
     rest = [facet.name for facet in informative if facet.kind in (FacetKind.PRICE_BAND, FacetKind.ATTRIBUTE)]
-    return (*categories[:2], *brand, NEED, *categories[2:], *rest)
+    facets_first = (*categories[:2], *brand, NEED, *categories[2:], *rest)
+    if Order(order) is Order.FACETS_FIRST:
+        return facets_first
+    return (NEED, *(name for name in facets_first if name != NEED))
 
 
 @dataclass(frozen=True)
@@ -189,9 +227,12 @@ class ShopperWorld:
         catalog: The catalog.
         facets: Its facets.
         settings: The evaluation settings (``brand_no_preference``).
-        order: :func:`question_order` of the facets.
+        order: :func:`question_order` of the facets in the run's :class:`Order`.
         brand_keys: Every catalog brand's matching key.
         title_frequency: In how many catalog titles each word occurs.
+        leaf_title_frequency: Per category leaf path, in how many of its items' titles each word occurs.
+        leaf_sizes: Per category leaf path, how many items it holds.
+        paraphrases: Item id -> its stored paraphrase (the ``paraphrased`` vocabulary).
     """
 
     catalog: Catalog
@@ -200,14 +241,40 @@ class ShopperWorld:
     order: tuple[str, ...]
     brand_keys: frozenset[str]
     title_frequency: Counter[str]
+    leaf_title_frequency: Mapping[str, Counter[str]]
+    leaf_sizes: Counter[str]
+    paraphrases: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, catalog: Catalog, facets: Facets, settings: EvalSettings) -> ShopperWorld:
+    def build(
+        cls,
+        catalog: Catalog,
+        facets: Facets,
+        settings: EvalSettings,
+        order: Order = Order.NEED_FIRST,
+        paraphrases: Mapping[str, str] | None = None,
+    ) -> ShopperWorld:
         frequency: Counter[str] = Counter()
+        per_leaf: dict[str, Counter[str]] = {}
+        sizes: Counter[str] = Counter()
         for item in catalog:
-            frequency.update(set(_words(item.title)))
+            words = set(_words(item.title))
+            frequency.update(words)
+            leaf = PATH_SEPARATOR.join(item.categories)
+            per_leaf.setdefault(leaf, Counter()).update(words)
+            sizes[leaf] += 1
         keys = frozenset(item.brand_key for item in catalog if item.brand_key)
-        return cls(catalog, facets, settings, question_order(facets), keys, frequency)
+        return cls(
+            catalog,
+            facets,
+            settings,
+            question_order(facets, order),
+            keys,
+            frequency,
+            per_leaf,
+            sizes,
+            dict(paraphrases or {}),
+        )
 
 
 class SimulatedShopper:
@@ -224,8 +291,10 @@ class SimulatedShopper:
         ...     Item("p3", "Retractable Round Pens, Medium Point", brand="Zebra", categories=("School", "Paper")),
         ... ]
         >>> catalog = Catalog(items)
-        >>> world = ShopperWorld.build(catalog, discover_facets(catalog), EvalSettings(brand_no_preference=0.0))
-        >>> shopper = SimulatedShopper(Episode("e1", "u1", "p1", ("p2",), seed=7), world)
+        >>> settings = EvalSettings(brand_no_preference=0.0)
+        >>> world = ShopperWorld.build(catalog, discover_facets(catalog), settings, Order.FACETS_FIRST)
+        >>> episode = Episode("e1", "u1", "p1", ("p2",), seed=7)
+        >>> shopper = SimulatedShopper(episode, world, Vocabulary.SPECIFIC)
         >>> for answer in shopper.answers(5):
         ...     print(f"{answer.question}: {answer.text}")
         category_1: Office
@@ -233,18 +302,31 @@ class SimulatedShopper:
         brand: BIC
         need: medium ballpoint pens
         category_3: Ballpoint Pens
+        >>> SimulatedShopper(episode, world, Vocabulary.VAGUE).need  # the leaf's only item: any title word is common
+        'point ballpoint pens'
+        >>> profile = shopper.profile(3, feedback=1)
+        >>> profile.values(), profile.need, profile.liked, profile.session_id
+        ({'category_1': 'Office', 'category_2': 'Office > Writing', 'brand': 'bic'}, '', ('p2',), 'e1')
         >>> shopper.react(["p1", "p3"])
         {'p1': 'like', 'p3': 'dislike'}
     """
 
-    def __init__(self, episode: Episode, world: ShopperWorld) -> None:
+    def __init__(
+        self, episode: Episode, world: ShopperWorld, vocabulary: Vocabulary = Vocabulary.VAGUE
+    ) -> None:
         self.episode = episode
+        self.vocabulary = Vocabulary(vocabulary)
         self._world = world
         self._target = world.catalog[episode.target]
         self._position = world.catalog.position(episode.target)
         rng = np.random.default_rng(episode.seed)
         self._brand_withheld = bool(rng.random() < world.settings.brand_no_preference)
-        self.need = need_statement(self._target, world, rng)
+        if self.vocabulary is Vocabulary.SPECIFIC:
+            self.need = need_statement(self._target, world, rng)
+        elif self.vocabulary is Vocabulary.VAGUE:
+            self.need = vague_need_statement(self._target, world, rng)
+        else:
+            self.need = world.paraphrases.get(episode.target, "")
         self._liked = frozenset((episode.target, *episode.others))
 
     @property
@@ -252,7 +334,7 @@ class SimulatedShopper:
         return self._world.order
 
     def answers(self, k: int) -> list[Answer]:
-        """Answers to the first ``k`` questions of the fixed order (fewer when the catalog has fewer facets)."""
+        """Answers to the first ``k`` questions of the order (fewer when the catalog has fewer facets)."""
         return [self._answer(question) for question in self._world.order[:k]]
 
     def _answer(self, question: str) -> Answer:
@@ -268,18 +350,30 @@ class SimulatedShopper:
         """Likes the target and the shopper's other items, dislikes everything else."""
         return {item_id: "like" if item_id in self._liked else "dislike" for item_id in item_ids}
 
-    def to_request(self, answers: Sequence[Answer], session_id: str | None = None) -> Request:
-        """The request a system receives after these answers (session id defaults to the episode id)."""
-        return Request(
-            facets={a.question: a.value for a in answers if a.question != NEED and a.value is not None},
+    def profile(self, k: int, feedback: int = 0) -> Profile:
+        """The profile a system receives after ``k`` answers.
+
+        Args:
+            k: How many questions of the order the shopper has answered.
+            feedback: How many of the shopper's own earlier items they have liked before the slate (their
+                latest purchases first, as if thumbed up on an earlier card); fewer when they have fewer.
+        """
+        answers = self.answers(k)
+        liked = self.episode.others[::-1][:feedback] if feedback > 0 else ()
+        return Profile(
+            constraints=tuple(
+                Constraint(a.question, Op.EQ, a.value)
+                for a in answers
+                if a.question != NEED and a.value is not None
+            ),
             need=next((a.value for a in answers if a.question == NEED and a.value is not None), ""),
+            liked=tuple(liked),
             answered=len(answers),
-            session_id=self.episode.episode_id if session_id is None else session_id,
+            session_id=self.episode.episode_id,
         )
 
 
-def need_statement(item: Item, world: ShopperWorld, rng: np.random.Generator) -> str:
-    """The short need statement a shopper looking for ``item`` would type (rule in the module docstring)."""
+def _usable_word(item: Item, world: ShopperWorld):
     own_brand = {*_words(item.brand), item.brand_key}
 
     def usable(word: str) -> bool:
@@ -289,6 +383,13 @@ def need_statement(item: Item, world: ShopperWorld, rng: np.random.Generator) ->
             and word not in own_brand
             and word not in world.brand_keys
         )
+
+    return usable
+
+
+def need_statement(item: Item, world: ShopperWorld, rng: np.random.Generator) -> str:
+    """The ``specific`` need statement of a shopper looking for ``item`` (rule in the module docstring)."""
+    usable = _usable_word(item, world)
 
     def category_words(level: str) -> list[str]:
         return list(dict.fromkeys(word for word in _words(level) if usable(word)))
@@ -302,13 +403,13 @@ def need_statement(item: Item, world: ShopperWorld, rng: np.random.Generator) ->
             if usable(word) and world.title_frequency[word] >= MIN_TITLE_DOCUMENT_FREQUENCY
         )
     )
-    candidates = [word for word in title_content if not _same_word(word, category)]
+    candidates = [word for word in title_content if not same_word(word, category)]
     budget = min(MAX_TITLE_WORDS, len(title_content) - 1, len(candidates))
     chosen = set(rng.choice(len(candidates), size=budget, replace=False).tolist()) if budget > 0 else set()
     from_title = [word for position, word in enumerate(candidates) if position in chosen]
     while levels and len(from_title) + len(category) < MIN_NEED_WORDS:
         extra = [
-            word for word in category_words(levels.pop()) if not _same_word(word, [*category, *from_title])
+            word for word in category_words(levels.pop()) if not same_word(word, [*category, *from_title])
         ]
         category = [*category, *extra[: MIN_NEED_WORDS - len(from_title) - len(category)]]
     title_words = set(_LETTERS.findall(item.title.casefold()))
@@ -316,10 +417,39 @@ def need_statement(item: Item, world: ShopperWorld, rng: np.random.Generator) ->
     # before category words, which carry the need.
     while from_title or category:
         words = [*from_title, *category]
-        if not all(_same_word(word, words) for word in title_words):
+        if not all(same_word(word, words) for word in title_words):
             return " ".join(words)
         if from_title:
             from_title.pop()
         else:
             category.pop()
     return ""
+
+
+def vague_need_statement(item: Item, world: ShopperWorld, rng: np.random.Generator) -> str:
+    """The ``vague`` need statement of a shopper looking for ``item`` (rule in the module docstring).
+
+    Example:
+        >>> from data.facets import discover_facets
+        >>> from data.schema import Item
+        >>> titles = ["Gel Pens Blue", "Gel Pens Black", "Fine Gel Pens Red (G2)", "Gel Pens Green", "Gel Pens Pink"]
+        >>> catalog = Catalog([Item(str(n), t, categories=("Office", "Pens")) for n, t in enumerate(titles)])
+        >>> world = ShopperWorld.build(catalog, discover_facets(catalog), EvalSettings())
+        >>> vague_need_statement(catalog["2"], world, np.random.default_rng(0))
+        'gel pens'
+    """
+    usable = _usable_word(item, world)
+    levels = list(item.categories)
+    category: list[str] = []
+    while levels and not category:
+        category = list(dict.fromkeys(word for word in _words(levels.pop()) if usable(word)))[:MAX_LEAF_WORDS]
+    leaf = PATH_SEPARATOR.join(item.categories)
+    shared = world.leaf_title_frequency.get(leaf, Counter())
+    size = world.leaf_sizes.get(leaf, 0)
+    common = [
+        word
+        for word in dict.fromkeys(_words(item.title))
+        if usable(word) and size and shared[word] >= VAGUE_LEAF_SHARE * size and not same_word(word, category)
+    ]
+    title = [common[int(rng.integers(len(common)))]] if common else []
+    return " ".join([*title, *category])

@@ -1,7 +1,8 @@
 """Candidate generation benchmark: candidate recall on the cold-start episodes, and query latency as the catalog grows.
 
 Usage:
-    python -m benchmarks.bench_candidates [--sizes 10000,100000,300000] [--parts recall,latency,eval] [--json]
+    python -m benchmarks.bench_candidates [--sizes 10000,100000,300000] [--parts recall,latency,eval]
+        [--shopper specific|vague] [--order facets-first|need-first] [--json]
 
 The parts:
 
@@ -15,11 +16,16 @@ The parts:
   ones made of the real items plus generated items (see :func:`scaled_catalog`) with real embeddings of their
   generated titles. Embeddings are cached under ``<artifacts>/bench/``, since 300,000 titles take several
   minutes to embed on 2 cores. Also compares the ways of applying hard filters to the vector channel
-  (:class:`retrieval.candidates.FilterMode`): Chroma's ``where`` and filtering an over-fetched list.
+  (:class:`retrieval.channels.FilterMode`): Chroma's ``where`` and filtering an over-fetched list.
 - ``weights`` (not in the default parts): hybrid's candidate recall on the validation episodes as its
   popularity weights vary, how their defaults were chosen.
 - ``eval``: the ranking benchmark (:func:`assistant.evaluation.run_evaluation`) for the candidate systems of
   :mod:`ranking.candidate_systems` next to ``faceted_popularity``, K = 0..5.
+
+The simulated shopper (:mod:`assistant.simulator`) is by default the one the documented figures
+(``docs/benchmarks.md``, the README) were measured with: ``specific`` need statements and the facets answered
+first (category_1, category_2, brand, need, ...). ``--shopper vague --order need-first`` runs the shopper of the
+current headline benchmark instead; the labels ``K=n`` then count the need as the first answer.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from assistant.evaluation import format_table, report_to_json, run_evaluation
-from assistant.simulator import ShopperWorld, SimulatedShopper, episodes_from_split
+from assistant.simulator import NEED, Order, ShopperWorld, SimulatedShopper, Vocabulary, episodes_from_split
 from data.descriptions import descriptions_for_retrieval, load_descriptions
 from data.facets import Facets, discover_facets
 from data.load import load_catalog, load_interactions
@@ -56,31 +62,26 @@ from ranking.candidate_systems import (
     CandidateSystem,
     HybridSystem,
     LexicalSystem,
-    RequestQuery,
     VectorDescriptionsSystem,
     VectorSystem,
     catalog_key,
     fusion_weights,
-    request_query,
 )
-from ranking.system import Request, TrainingData
-from retrieval.candidates import (
-    Candidate,
-    CandidateGenerator,
-    FilterMode,
-    LexicalChannel,
-    PriorChannel,
-    VectorChannel,
-    truncate_query,
-)
+from ranking.system import TrainingData
+from retrieval.candidates import Candidate, CandidateGenerator, truncate_query
+from retrieval.channels import FilterMode, LexicalChannel, PriorChannel, VectorChannel
 from retrieval.embeddings import DIMENSION, MODEL_NAME, TextEmbedder, get_embedder, item_text
 from retrieval.index import DESCRIPTIONS as DESCRIBED
 from retrieval.index import ITEMS, VectorIndex, build_index
 from retrieval.lexical import LexicalIndex
+from retrieval.profile import Constraint, Profile, ProfileQuery, profile_query
 
 # Generated titles are embedded and cached in chunks, so a long run that is interrupted keeps what it made
 # and a smaller size reuses the first chunks of a larger one.
 EMBED_CHUNK = 10_000
+# The shopper of the documented figures (docs/benchmarks.md, the README): see the module docstring.
+DOCUMENTED_VOCABULARY = Vocabulary.SPECIFIC
+DOCUMENTED_ORDER = Order.FACETS_FIRST
 # The generated catalogs are fixed (not drawn from the evaluation seed), so their cached embeddings serve every run.
 GENERATED_SEED = 0
 _DIGITS = re.compile(r"\d")
@@ -161,11 +162,11 @@ def cached_title_embeddings(
 
 @dataclass(frozen=True)
 class RecallRow:
-    """Candidate recall of one system (or the faceted reference) for one kind of request.
+    """Candidate recall of one system (or the faceted reference) for one kind of profile.
 
     Attributes:
         system: A candidate system's name, or ``"faceted_popularity"`` (its first ``k`` items).
-        answers: What the shopper said: ``"K=3"`` (the first 3 answers of the benchmark's order) or
+        answers: What the shopper said: ``"K=3"`` (the first 3 answers of the run's order) or
             ``"need only"`` (the need statement and nothing else: a shopper who types what they want).
         recall: Share of episodes whose target is among the ``k`` candidates, as the generator returns them.
         found_by_channels: Share of episodes whose target a channel found (not a fill; see
@@ -193,18 +194,28 @@ class HybridTextSystem(CandidateSystem):
     searches = (LEXICAL, VECTOR, DESCRIPTIONS)
 
 
-def _episodes(catalog: Catalog, interactions: Interactions, settings: EvalSettings, validation: bool = False):
+def _episodes(
+    catalog: Catalog,
+    interactions: Interactions,
+    settings: EvalSettings,
+    *,
+    vocabulary: Vocabulary,
+    order: Order,
+    validation: bool = False,
+) -> tuple[Facets, TrainingData, list[SimulatedShopper]]:
+    """The facets, the training data and one shopper per test (or validation) episode of the benchmark."""
     facets = discover_facets(catalog)
     split = make_split(catalog, interactions, settings)
-    world = ShopperWorld.build(catalog, facets, settings)
+    world = ShopperWorld.build(catalog, facets, settings, order)
     episodes = episodes_from_split(split, settings, validation=validation)
-    shoppers = [SimulatedShopper(episode, world) for episode in episodes]
+    shoppers = [SimulatedShopper(episode, world, vocabulary) for episode in episodes]
     return facets, TrainingData.from_split(catalog, facets, split), shoppers
 
 
-def _request_sets(shoppers: Sequence[SimulatedShopper], answers: Sequence[int]) -> dict[str, list[Request]]:
-    sets = {f"K={count}": [s.to_request(s.answers(count)) for s in shoppers] for count in answers}
-    sets["need only"] = [Request(need=s.need, session_id=s.episode.episode_id) for s in shoppers]
+def _profile_sets(shoppers: Sequence[SimulatedShopper], answers: Sequence[int]) -> dict[str, list[Profile]]:
+    """Each shopper's profile after each count of answers (``"K=3"``), and with the need statement alone."""
+    sets = {f"K={count}": [s.profile(count) for s in shoppers] for count in answers}
+    sets["need only"] = [Profile(need=s.need, session_id=s.episode.episode_id) for s in shoppers]
     return sets
 
 
@@ -226,11 +237,17 @@ def candidate_recall(
     settings: Settings,
     systems: Sequence[CandidateSystem],
     answers: Sequence[int] = (1, 3, 5),
+    *,
+    vocabulary: Vocabulary,
+    order: Order,
 ) -> list[RecallRow]:
-    """Candidate recall of the systems (fitted here) on the benchmark's test episodes, and the faceted reference."""
-    facets, training, shoppers = _episodes(catalog, interactions, settings.eval)
+    """Candidate recall of the systems (fitted here) on the benchmark's test episodes, and the faceted reference,
+    for shoppers who word their need in ``vocabulary`` and answer in ``order``."""
+    facets, training, shoppers = _episodes(
+        catalog, interactions, settings.eval, vocabulary=vocabulary, order=order
+    )
     k = settings.retrieval.candidates
-    reference = FacetedPopularitySystem()
+    reference = FacetedPopularitySystem(settings)
     reference.fit(training)
     for system in systems:
         system.fit(training)
@@ -245,20 +262,14 @@ def candidate_recall(
         ]
     )
     rows = []
-    for label, requests in _request_sets(shoppers, answers).items():
-        queries = [request_query(request, facets) for request in requests]
-        texts, filters, contexts = (
-            [q.text for q in queries],
-            [q.filters for q in queries],
-            [q.context for q in queries],
-        )
-        masks = [systems[0].generator.filter_index.mask(f) for f in filters]
+    for label, profiles in _profile_sets(shoppers, answers).items():
+        masks = [reference.filter_index.mask(profile_query(p, facets).filters) for p in profiles]
         allowed = float(np.median([mask.sum() for mask in masks]))
-        top = metrics.rank_order(reference.score_batch(requests), tie)[:, :k]
+        top = metrics.rank_order(reference.score_batch(profiles), tie)[:, :k]
         inside = float(np.mean([target in row for target, row in zip(targets, top, strict=True)]))
         rows.append(RecallRow("faceted_popularity", label, inside, inside, inside, allowed))
         for system in systems:
-            found = system.generator.generate_batch(texts, filters, k, contexts)
+            found = system.candidates_batch(profiles)
             outcomes = np.array(
                 [_outcome(t, cands, mask) for t, cands, mask in zip(targets, found, masks, strict=True)]
             )
@@ -269,7 +280,7 @@ def candidate_recall(
 
 @dataclass(frozen=True)
 class WeightRow:
-    """Candidate recall of ``hybrid`` with one popularity weight, for requests with or without words."""
+    """Candidate recall of ``hybrid`` with one popularity weight, for profiles with or without words."""
 
     requests: str
     weight: float
@@ -283,25 +294,32 @@ def popularity_weights(
     hybrid: CandidateSystem,
     with_words: Sequence[float] = (0.0, 0.1, 0.25, 0.5, 1.0),
     without_words: Sequence[float] = (0.5, 1.0, 2.0, 4.0, 100.0),
+    *,
+    vocabulary: Vocabulary,
+    order: Order,
 ) -> list[WeightRow]:
     """Candidate recall of ``hybrid`` as its popularity weights vary, on the validation episodes (the test
     episodes stay unseen): how the defaults were chosen.
 
-    The weight for requests with words is tried on K = 4, 5 and the need alone; the weight for requests
-    without words on K = 1, 2, 3 (the simulated shopper gives words from the fourth answer on).
+    The weight for profiles with words is tried on the K values (1 to 5) whose answers include the need
+    statement, and on the need alone; the weight for profiles without words on the K values before it. Facets
+    first, that is K = 4, 5 and K = 1, 2, 3 (the shopper gives words from the fourth answer on); need first,
+    K = 1 to 5 and no K at all (no "without words" rows).
     """
-    facets, training, shoppers = _episodes(catalog, interactions, settings.eval, validation=True)
+    _, training, shoppers = _episodes(
+        catalog, interactions, settings.eval, vocabulary=vocabulary, order=order, validation=True
+    )
     hybrid.fit(training)
     generator = hybrid.generator
     targets = [catalog.position(shopper.episode.target) for shopper in shoppers]
-    sets = _request_sets(shoppers, (1, 2, 3, 4, 5))
-    k = settings.retrieval.candidates
+    counts = (1, 2, 3, 4, 5)
+    sets = _profile_sets(shoppers, counts)
+    need_at = shoppers[0].order.index(NEED) + 1 if NEED in shoppers[0].order else len(counts) + 1
+    worded = [f"K={count}" for count in counts if count >= need_at] + ["need only"]
+    wordless = [f"K={count}" for count in counts if count < need_at]
 
     def recall(label: str) -> float:
-        queries = [request_query(request, facets) for request in sets[label]]
-        found = generator.generate_batch(
-            [q.text for q in queries], [q.filters for q in queries], k, [q.context for q in queries]
-        )
+        found = hybrid.candidates_batch(sets[label])
         listed = [any(c.position == t for c in cands) for t, cands in zip(targets, found, strict=True)]
         return float(np.mean(listed))
 
@@ -310,10 +328,10 @@ def popularity_weights(
     try:
         for weight in with_words:
             generator.weights = {POPULARITY: weight}
-            rows.append(WeightRow("with words", weight, {x: recall(x) for x in ("K=4", "K=5", "need only")}))
-        for weight in without_words:
+            rows.append(WeightRow("with words", weight, {x: recall(x) for x in worded}))
+        for weight in without_words if wordless else ():
             generator.weights_without_text = {POPULARITY: weight}
-            rows.append(WeightRow("without words", weight, {x: recall(x) for x in ("K=1", "K=2", "K=3")}))
+            rows.append(WeightRow("without words", weight, {x: recall(x) for x in wordless}))
     finally:
         generator.weights, generator.weights_without_text = saved
     return rows
@@ -358,7 +376,7 @@ class LatencyRow:
     Attributes:
         items: Catalog size.
         workload: Which filters the queries carry (all carry a need statement).
-        filtering: How the vector channel applied the filters (:class:`retrieval.candidates.FilterMode`).
+        filtering: How the vector channel applied the filters (:class:`retrieval.channels.FilterMode`).
         allowed_median: Median number of items the filters allow.
         p50_ms: Median latency of one request.
         p95_ms: 95th percentile.
@@ -383,25 +401,39 @@ class EmbeddingTiming:
     queries: int
 
 
+# Latency workloads: a label and the questions whose answers join the need statement (category_2 implies
+# category_1, whose label joins the context as in the benchmark's answers).
+_WORKLOADS = (
+    ("need only", ()),
+    ("need + category_1", ("category_1",)),
+    ("need + category_2 + brand", ("category_1", "category_2", "brand")),
+)
+
+
 def _workloads(
     shoppers: Sequence[SimulatedShopper], facets: Facets, limit: int
-) -> dict[str, list[RequestQuery]]:
-    """Need statements with no filter, with the first category level, and with category_2 + brand."""
+) -> dict[str, list[ProfileQuery]]:
+    """Need statements with no filter, with the first category level, and with category_2 + brand: each
+    shopper's own answers to those questions, whatever the run's answer order."""
     chosen = [shopper for shopper in shoppers if shopper.need][:limit]
+    answered: list[tuple[Constraint, ...]] = [s.profile(len(s.order)).constraints for s in chosen]
     workloads = {}
-    for label, count in (("need only", 0), ("need + category_1", 1), ("need + category_2 + brand", 3)):
-        requests = [replace(s.to_request(s.answers(count)), need=s.need) for s in chosen]
-        workloads[label] = [request_query(request, facets) for request in requests]
+    for label, questions in _WORKLOADS:
+        profiles = [
+            Profile(constraints=tuple(c for c in constraints if c.facet in questions), need=s.need)
+            for s, constraints in zip(chosen, answered, strict=True)
+        ]
+        workloads[label] = [profile_query(profile, facets) for profile in profiles]
     return workloads
 
 
-def _semantic_text(query: RequestQuery) -> str:
+def _semantic_text(query: ProfileQuery) -> str:
     """The text the generator embeds for a query (its text, then its context)."""
     return truncate_query(f"{query.text} {query.context}")
 
 
 def _time_generator(
-    generator: CandidateGenerator, queries: Sequence[RequestQuery], k: int
+    generator: CandidateGenerator, queries: Sequence[ProfileQuery], k: int
 ) -> tuple[float, float, float]:
     """Median allowed items, p50 and p95 milliseconds of :meth:`CandidateGenerator.generate`."""
     first = queries[0]
@@ -486,9 +518,15 @@ def latency(
     sizes: Sequence[int],
     queries: int,
     hybrid: CandidateSystem,
+    *,
+    vocabulary: Vocabulary,
 ) -> tuple[list[LatencyRow], EmbeddingTiming]:
-    """Hybrid latency on the real catalog (the fitted system) and on generated catalogs of the given sizes."""
-    facets, training, shoppers = _episodes(catalog, interactions, settings.eval)
+    """Hybrid latency on the real catalog (the fitted system) and on generated catalogs of the given sizes, for
+    the need statements of shoppers who word them in ``vocabulary``."""
+    # The workloads name their questions (see _WORKLOADS), so the answer order changes nothing here.
+    facets, training, shoppers = _episodes(
+        catalog, interactions, settings.eval, vocabulary=vocabulary, order=DOCUMENTED_ORDER
+    )
     workloads = _workloads(shoppers, facets, queries)
     embedder = get_embedder(settings.retrieval.embedding_batch_size)
     texts = sorted({_semantic_text(query) for batch in workloads.values() for query in batch})
@@ -576,6 +614,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--parts", default="recall,latency,eval", help="which parts to run, comma-separated")
     parser.add_argument("--queries", type=int, default=200, help="timed requests per workload and size")
+    parser.add_argument(
+        "--shopper",
+        type=Vocabulary,
+        choices=[Vocabulary.SPECIFIC, Vocabulary.VAGUE],
+        default=DOCUMENTED_VOCABULARY,
+        help="how the simulated shopper words the need (default: %(default)s, as documented)",
+    )
+    parser.add_argument(
+        "--order",
+        type=Order,
+        choices=list(Order),
+        default=DOCUMENTED_ORDER,
+        help="which questions the simulated shopper answers first (default: %(default)s, as documented)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     args = parser.parse_args(argv)
     parts = {part.strip() for part in args.parts.split(",") if part.strip()}
@@ -583,6 +635,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown part(s) {', '.join(sorted(unknown))}; use recall, weights, latency, eval")
     sizes = [int(size) for size in args.sizes.split(",") if size.strip()]
+    shopper = {"vocabulary": args.shopper, "order": args.order}
 
     settings = load_settings()
     catalog, _ = load_catalog(settings.paths.catalog)
@@ -596,16 +649,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         "generated_descriptions": described,
         "k": k,
         "rrf_k": settings.retrieval.rrf_k,
+        "shopper": {"vocabulary": args.shopper.value, "order": args.order.value},
     }
-    output = [f"{len(catalog):,} items, {described:,} with a current generated description"]
+    output = [
+        f"{len(catalog):,} items, {described:,} with a current generated description; shopper: "
+        f"{args.shopper} need statements, {args.order}"
+    ]
     if "recall" in parts:
-        rows = candidate_recall(catalog, interactions, settings, systems, answers=(1, 2, 3, 4, 5))
+        rows = candidate_recall(catalog, interactions, settings, systems, answers=(1, 2, 3, 4, 5), **shopper)
         document["recall"] = [asdict(row) for row in rows]
         document["systems"] = {system.name: system.description for system in systems}
         output.append(f"\nCandidate recall (share of test episodes whose target is among the {k} candidates)")
         output.append(format_recall(rows, k))
     if "weights" in parts:
-        rows = popularity_weights(catalog, interactions, settings, systems[-1])
+        rows = popularity_weights(catalog, interactions, settings, systems[-1], **shopper)
         document["weights"] = [asdict(row) for row in rows]
         output.append(
             "\nHybrid candidate recall on the validation episodes as the popularity weight varies (defaults: "
@@ -616,7 +673,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         output.append(format_weights(rows))
     if "latency" in parts:
-        rows, timing = latency(catalog, interactions, settings, sizes, args.queries, systems[-1])
+        rows, timing = latency(
+            catalog, interactions, settings, sizes, args.queries, systems[-1], vocabulary=args.shopper
+        )
         document["latency"] = [asdict(row) for row in rows]
         document["query_embedding"] = asdict(timing)
         load = os.getloadavg()[0]
@@ -632,7 +691,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if "eval" in parts:
         report = run_evaluation(
-            catalog, interactions, settings.eval, systems=["faceted_popularity", *systems]
+            catalog, interactions, settings, systems=["faceted_popularity", *systems], **shopper
         )
         document["eval"] = report_to_json(report)
         output.append("\n" + format_table(report))

@@ -1,14 +1,20 @@
 """How many word pieces the bi-encoder should read: embedding speed against vector recall, per window length.
 
 Usage:
-    python -m benchmarks.bench_embeddings [--lengths 256,128,64] [--json]
+    python -m benchmarks.bench_embeddings [--lengths 256,128,64] [--shopper specific|vague]
+        [--order facets-first|need-first] [--json]
 
 For each window length (the model's ``max_seq_length``), embeds the bundled sample's item texts
 (:func:`retrieval.embeddings.item_text`) on the CPU, timed, and measures exact vector recall@100 on the cold-start
-benchmark's test episodes: for each request, the query text and its context are embedded at the same length and
-the 100 nearest allowed items (exact cosine over the items the request's hard filters allow) are checked for the
-target. This is the vector channel alone, without Chroma, lexical search or popularity, so that only the window
-changes. It also prints how long the item texts are in word pieces.
+benchmark's test episodes: for each shopper's profile, the query text and its context
+(:func:`retrieval.profile.profile_query`) are embedded at the same length and the 100 nearest allowed items (exact
+cosine over the items the profile's hard filters allow) are checked for the target. This is the vector channel
+alone, without Chroma, lexical search or popularity, so that only the window changes. It also prints how long the
+item texts are in word pieces.
+
+The simulated shopper is by default the one the documented figures (``docs/benchmarks.md``) were measured with:
+``specific`` need statements, facets answered first; ``--shopper vague --order need-first`` runs the current
+headline shopper instead (see :mod:`benchmarks.bench_candidates`).
 """
 
 from __future__ import annotations
@@ -22,12 +28,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from benchmarks.bench_candidates import _episodes, _request_sets
+from assistant.simulator import Order, Vocabulary
+from benchmarks.bench_candidates import DOCUMENTED_ORDER, DOCUMENTED_VOCABULARY, _episodes, _profile_sets
 from data.load import load_catalog, load_interactions
 from data.settings import load_settings
-from ranking.candidate_systems import request_query
-from retrieval.candidates import FilterIndex
 from retrieval.embeddings import MAX_TOKENS, _load_model, item_text
+from retrieval.filters import FilterIndex
+from retrieval.profile import profile_query
 
 ANSWERS = ("K=3", "K=5", "need only")
 
@@ -39,6 +46,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--lengths", default="256,128,64", help="window lengths in word pieces, comma-separated"
     )
+    parser.add_argument(
+        "--shopper",
+        type=Vocabulary,
+        choices=[Vocabulary.SPECIFIC, Vocabulary.VAGUE],
+        default=DOCUMENTED_VOCABULARY,
+        help="how the simulated shopper words the need (default: %(default)s, as documented)",
+    )
+    parser.add_argument(
+        "--order",
+        type=Order,
+        choices=list(Order),
+        default=DOCUMENTED_ORDER,
+        help="which questions the simulated shopper answers first (default: %(default)s, as documented)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of lines")
     args = parser.parse_args(argv)
     lengths = [int(length) for length in args.lengths.split(",") if length.strip()]
@@ -46,9 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings()
     catalog, _ = load_catalog(settings.paths.catalog)
     interactions, _ = load_interactions(settings.paths.interactions, catalog)
-    facets, _, shoppers = _episodes(catalog, interactions, settings.eval)
+    facets, _, shoppers = _episodes(
+        catalog, interactions, settings.eval, vocabulary=args.shopper, order=args.order
+    )
     targets = [catalog.position(shopper.episode.target) for shopper in shoppers]
-    sets = _request_sets(shoppers, (3, 5))
+    sets = _profile_sets(shoppers, (3, 5))
     filter_index = FilterIndex(catalog)
     model = _load_model()
     texts = [item_text(item) for item in catalog]
@@ -56,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     document: dict[str, object] = {
         "items": len(catalog),
         "episodes": len(shoppers),
+        "shopper": {"vocabulary": args.shopper.value, "order": args.order.value},
         "word_pieces": {
             "p50": float(np.percentile(pieces, 50)),
             "p90": float(np.percentile(pieces, 90)),
@@ -74,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             seconds = time.perf_counter() - started
             recall = {}
             for label in ANSWERS:
-                queries = [request_query(request, facets) for request in sets[label]]
+                queries = [profile_query(profile, facets) for profile in sets[label]]
                 vectors = model.encode(
                     [f"{q.text} {q.context}".strip() for q in queries],
                     batch_size=64,
@@ -104,7 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     shape = document["word_pieces"]
     print(
         f"{len(catalog):,} item texts: word pieces p50 {shape['p50']:.0f}, p90 {shape['p90']:.0f}, max "
-        f"{shape['max']}, {shape['share_over_128']:.0%} over 128; {len(shoppers)} test episodes"
+        f"{shape['max']}, {shape['share_over_128']:.0%} over 128; {len(shoppers)} test episodes ({args.shopper} "
+        f"need statements, {args.order})"
     )
     for row in document["lengths"]:
         marks = "  ".join(f"{label} {value:.3f}" for label, value in row["recall"].items())

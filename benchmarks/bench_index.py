@@ -39,8 +39,8 @@ from data.facets import PATH_SEPARATOR
 from data.load import load_catalog
 from data.schema import Catalog
 from data.settings import SAMPLE_DIR, PathSettings, Settings
-from retrieval.candidates import FilterIndex, Filters
 from retrieval.embeddings import Embedder, get_embedder
+from retrieval.filters import FilterIndex, Filters
 from retrieval.index import VectorIndex, build_index, where_filter
 
 K = 100

@@ -2,7 +2,7 @@
 
 Nothing else in the project reads environment variables. A file is taken from ``--config``, else from the
 ``CONCIERGE_CONFIG`` variable, else ``concierge.toml`` in the working directory when present. Each section of the
-file is a section below (``[paths]``, ``[data]``, ``[eval]``, ``[retrieval]``, ``[llm]``, ``[describe]``,
+file is a section below (``[paths]``, ``[data]``, ``[eval]``, ``[retrieval]``, ``[ranking]``, ``[llm]``, ``[describe]``,
 ``[server]``); each variable is
 ``CONCIERGE_<SECTION>_<FIELD>`` in capitals, for example ``CONCIERGE_EVAL_SEED=7`` or
 ``CONCIERGE_PATHS_ARTIFACTS=/srv/concierge``.
@@ -37,6 +37,8 @@ class PathSettings:
     interactions: Path = SAMPLE_DIR / "interactions.jsonl"
     # Generated descriptions are data about the catalog, stored beside it (see data/descriptions.py).
     descriptions: Path = SAMPLE_DIR / "descriptions.jsonl"
+    # Shopper paraphrases of each item's need, for the benchmark's `paraphrased` vocabulary (data/paraphrases.py).
+    paraphrases: Path = SAMPLE_DIR / "paraphrases.jsonl"
     artifacts: Path = Path("artifacts")
 
 
@@ -76,6 +78,31 @@ class RetrievalSettings:
 
 
 @dataclass(frozen=True)
+class RankingSettings:
+    # The MF prior (implicit ALS on the training interactions, ranking/mf.py).
+    mf_factors: int = 64
+    mf_iterations: int = 15
+    mf_regularization: float = 0.05
+    mf_alpha: float = 20.0
+    # How many of the hybrid's candidates the rerankers reorder (ranking/rerank.py).
+    rerank_depth: int = 50
+    # The cross-encoder reranker (ranking/cross_encoder.py) and its training (concierge train-reranker).
+    # Word pieces of a (profile text, item text) pair: the profile text, title, brand and category path fit in 64;
+    # reading 128 costs twice the time for description text (benchmarks/bench_reranker.py).
+    reranker_max_length: int = 64
+    reranker_batch_size: int = 32
+    reranker_epochs: int = 2
+    reranker_learning_rate: float = 5e-5
+    reranker_hard_negatives: int = 3
+    reranker_random_negatives: int = 1
+    reranker_train_users: int = 1000
+    # Validation work per fit: queries that choose the epoch, and episodes that fit the blends' weights.
+    reranker_validation_queries: int = 300
+    blend_validation_episodes: int = 200
+    reranker_backend: str = "torch"
+
+
+@dataclass(frozen=True)
 class LlmSettings:
     # "none" (templates only), "local" (a packaged GGUF model through llama-cpp-python) or "openai" (any
     # OpenAI-compatible server: vLLM, Ollama, a hosted model).
@@ -109,6 +136,7 @@ class Settings:
     data: DataSettings = field(default_factory=DataSettings)
     eval: EvalSettings = field(default_factory=EvalSettings)
     retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    ranking: RankingSettings = field(default_factory=RankingSettings)
     llm: LlmSettings = field(default_factory=LlmSettings)
     describe: DescribeSettings = field(default_factory=DescribeSettings)
     server: ServerSettings = field(default_factory=ServerSettings)

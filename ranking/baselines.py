@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from data.splits import stable_seed
-from ranking.system import RankingSystem, Request, TrainingData, register
+from ranking.system import RankingSystem, TrainingData, register
+from retrieval.profile import Profile
 
 
 @register
@@ -22,10 +23,11 @@ class RandomSystem(RankingSystem):
     Example:
         >>> from data.facets import discover_facets
         >>> from data.schema import Catalog, Interactions, Item
+        >>> from data.settings import Settings
         >>> catalog = Catalog([Item(str(n), "x") for n in range(4)])
-        >>> system = RandomSystem()
+        >>> system = RandomSystem(Settings())
         >>> system.fit(TrainingData.build(catalog, discover_facets(catalog), Interactions([])))
-        >>> bool((system.score(Request(session_id="s")) == system.score(Request(session_id="s"))).all())
+        >>> bool((system.score(Profile(session_id="s")) == system.score(Profile(session_id="s"))).all())
         True
     """
 
@@ -33,11 +35,12 @@ class RandomSystem(RankingSystem):
     description = "Uniform random scores (seeded per session)."
 
     def fit(self, data: TrainingData) -> None:
+        super().fit(data)
         self._n_items = len(data.catalog)
         self._seed = data.seed
 
-    def score(self, request: Request) -> np.ndarray:
-        return np.random.default_rng(stable_seed(self._seed, "random", request.session_id)).random(
+    def score(self, profile: Profile) -> np.ndarray:
+        return np.random.default_rng(stable_seed(self._seed, "random", profile.session_id)).random(
             self._n_items
         )
 
@@ -49,11 +52,12 @@ class PopularitySystem(RankingSystem):
     Example:
         >>> from data.facets import discover_facets
         >>> from data.schema import Catalog, Interaction, Interactions, Item
+        >>> from data.settings import Settings
         >>> catalog = Catalog([Item("a", "x"), Item("b", "y")])
         >>> events = Interactions([Interaction("u", "b")])
-        >>> system = PopularitySystem()
+        >>> system = PopularitySystem(Settings())
         >>> system.fit(TrainingData.build(catalog, discover_facets(catalog), events))
-        >>> system.score(Request()).tolist()
+        >>> system.score(Profile()).tolist()
         [0.0, 1.0]
     """
 
@@ -61,9 +65,10 @@ class PopularitySystem(RankingSystem):
     description = "Training interactions per item (bestsellers)."
 
     def fit(self, data: TrainingData) -> None:
+        super().fit(data)
         self._counts = data.item_counts().astype(float)
 
-    def score(self, request: Request) -> np.ndarray:
+    def score(self, profile: Profile) -> np.ndarray:
         return self._counts.copy()
 
 
@@ -78,12 +83,13 @@ class FacetedPopularitySystem(RankingSystem):
     Example:
         >>> from data.facets import discover_facets
         >>> from data.schema import Catalog, Interaction, Interactions, Item
+        >>> from data.settings import Settings
         >>> brands = {"a": "HP", "b": "Epson", "c": "HP"}
         >>> catalog = Catalog([Item(item_id, "x", brand=brand) for item_id, brand in brands.items()])
         >>> events = Interactions([Interaction("u", "b")])
-        >>> system = FacetedPopularitySystem()
+        >>> system = FacetedPopularitySystem(Settings())
         >>> system.fit(TrainingData.build(catalog, discover_facets(catalog), events))
-        >>> scores = system.score(Request(facets={"brand": "hp"}, answered=1))
+        >>> scores = system.score(Profile.from_answers({"brand": "hp"}, answered=1))
         >>> [catalog.items[i].item_id for i in np.argsort(-scores, kind="stable")]
         ['a', 'c', 'b']
     """
@@ -92,13 +98,14 @@ class FacetedPopularitySystem(RankingSystem):
     description = "Items matching every answered facet first, by popularity; then by facets matched."
 
     def fit(self, data: TrainingData) -> None:
+        super().fit(data)
         counts = data.item_counts().astype(float)
         self._popularity = counts / (counts.max() + 1.0)
         self._facets = data.facets
 
-    def score(self, request: Request) -> np.ndarray:
+    def score(self, profile: Profile) -> np.ndarray:
         matched = np.zeros(len(self._popularity))
-        for name, key in request.facets.items():
+        for name, key in profile.values().items():
             if name in self._facets:
                 matched += self._facets[name].mask(key)
         return matched + self._popularity

@@ -1,9 +1,9 @@
 """The candidate generators as ranking systems of the cold-start benchmark: lexical, vector, vector with
 generated descriptions, and hybrid.
 
-Each system turns a :class:`ranking.system.Request` into a query, a context and hard filters
-(:func:`request_query`), asks :class:`retrieval.candidates.CandidateGenerator` for ``retrieval.candidates`` (100)
-candidates with its channels, and scores the whole catalog in three tiers:
+Each system turns a :class:`retrieval.profile.Profile` into a query, a context and hard filters
+(:func:`retrieval.profile.profile_query`), asks :class:`retrieval.candidates.CandidateGenerator` for
+``retrieval.candidates`` (100) candidates with its channels, and scores the whole catalog in three tiers:
 
 1. candidates a channel found: above everything else, by fused RRF score;
 2. the rest, by how many answered facets they match (items passing every filter first, like
@@ -20,9 +20,9 @@ a later fit only checks that nothing changed, and one made by an older version o
 
 What each system searches (:attr:`CandidateSystem.searches`): ``lexical`` the lexical channel; ``vector`` the
 vector channel over item text; ``vector_descriptions`` the vector channel over item text and generated
-descriptions (an item's similarity is the better of the two, see :class:`retrieval.candidates.VectorChannel`);
+descriptions (an item's similarity is the better of the two, see :class:`retrieval.channels.VectorChannel`);
 ``hybrid`` both channels, the vector one with descriptions, and a popularity channel
-(:class:`retrieval.candidates.PriorChannel` over the training interactions), fused by weighted RRF (see
+(:class:`retrieval.channels.PriorChannel` over the training interactions), fused by weighted RRF (see
 :class:`HybridSystem`). The lexical index appends generated descriptions to the item text (see
 :mod:`retrieval.lexical`), for ``lexical`` and ``hybrid`` alike.
 
@@ -36,29 +36,23 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
 from data.descriptions import descriptions_for_retrieval, load_descriptions
-from data.facets import FacetKind, Facets
 from data.schema import Catalog
-from data.settings import RetrievalSettings, Settings, load_settings
-from ranking.system import RankingSystem, Request, TrainingData, register
-from retrieval.candidates import (
-    CandidateGenerator,
-    Channel,
-    Filters,
-    LexicalChannel,
-    PriorChannel,
-    VectorChannel,
-)
+from data.settings import RetrievalSettings, Settings
+from ranking.system import RankingSystem, TrainingData, register
+from retrieval.candidates import Candidate, CandidateGenerator
+from retrieval.channels import Channel, LexicalChannel, PriorChannel, VectorChannel
 from retrieval.embeddings import TextEmbedder, get_embedder
 from retrieval.index import DESCRIPTIONS as DESCRIBED
 from retrieval.index import ITEMS, VectorIndex, build_index
 from retrieval.lexical import LexicalIndex
+from retrieval.profile import Profile, profile_query
 
 logger = logging.getLogger(__name__)
 
@@ -66,72 +60,6 @@ LEXICAL = "lexical"
 VECTOR = "vector"
 DESCRIPTIONS = "descriptions"
 POPULARITY = "popularity"
-
-
-@dataclass(frozen=True)
-class RequestQuery:
-    """What a request asks the candidate generator.
-
-    Attributes:
-        text: The need statement: every channel reads it.
-        context: The labels of the answered facets: the vector channels read them after the text (see
-            :mod:`retrieval.candidates` for why the lexical channel does not).
-        filters: The answered facets as hard filters, and the items already shown.
-    """
-
-    text: str
-    context: str
-    filters: Filters
-
-
-def request_query(request: Request, facets: Facets) -> RequestQuery:
-    """The query text, context and hard filters of a request.
-
-    Context: the label of every answered facet ("Ink & Toner", "HP"). Filters: the deepest answered category
-    level (a path prefix implies the levels above it), the answered brand, a price band's bounds (inclusive),
-    and the items already shown. Answered attribute facets only add their label to the context. Facet names or
-    values the catalog does not have add nothing.
-
-    Example:
-        >>> from data.facets import discover_facets
-        >>> from data.schema import Item
-        >>> catalog = Catalog([Item("1", "HP 61 Ink", brand="HP", categories=("Ink & Toner", "Ink"))])
-        >>> answers = {"category_1": "Ink & Toner", "category_2": "Ink & Toner > Ink", "brand": "hp"}
-        >>> query = request_query(Request(facets=answers, need="black ink"), discover_facets(catalog))
-        >>> query.text, query.context, query.filters.category, sorted(query.filters.brands)
-        ('black ink', 'Ink & Toner Ink HP', 'Ink & Toner > Ink', ['hp'])
-    """
-    labels = []
-    category: tuple[int, str] | None = None
-    brands: frozenset[str] = frozenset()
-    low = high = None
-    for name, key in request.facets.items():
-        if name not in facets or facets[name].code(key) < 0:
-            continue
-        facet = facets[name]
-        labels.append(facet.values[facet.code(key)].label)
-        if facet.kind is FacetKind.CATEGORY and (category is None or (facet.level or 0) > category[0]):
-            category = (facet.level or 0, key)
-        elif facet.kind is FacetKind.BRAND:
-            brands = frozenset({key})
-        elif facet.kind is FacetKind.PRICE_BAND:
-            low, high = _band_bounds(key)
-    filters = Filters(
-        category=category[1] if category else None,
-        brands=brands,
-        min_price=low,
-        max_price=high,
-        exclude_ids=request.exclude,
-    )
-    return RequestQuery(request.need.strip(), " ".join(labels), filters)
-
-
-def _band_bounds(key: str) -> tuple[float | None, float | None]:
-    """``"10-25"`` -> (10, 25), ``"0-10"`` -> (None, 10), ``"100+"`` -> (100, None) (keys of data.facets)."""
-    if key.endswith("+"):
-        return float(key[:-1]), None
-    low, high = (float(part) for part in key.split("-", 1))
-    return (low or None), high
 
 
 def fusion_weights(retrieval: RetrievalSettings) -> tuple[dict[str, float], dict[str, float]]:
@@ -165,31 +93,33 @@ class CandidateSystem(RankingSystem):
     """A candidate generator with some channels, scored as in the module docstring.
 
     Args:
-        settings: Where artifacts and descriptions are, ``retrieval.candidates`` and ``retrieval.rrf_k``; the
-            project settings (:func:`data.settings.load_settings`) when ``None``.
+        settings: Where artifacts and descriptions are, ``retrieval.candidates`` and ``retrieval.rrf_k``.
         depth: How many items each channel contributes before fusion; ``None``: ``retrieval.candidates``.
         embedder: The bi-encoder (any :class:`retrieval.embeddings.TextEmbedder`); the project's when ``None``.
 
     Attributes:
         searches: What the system searches: ``"lexical"``, ``"vector"`` (item text), ``"descriptions"``
-            (generated descriptions, in the vector channel).
+            (generated descriptions, in the vector channel), ``"popularity"``.
         generator: The fitted :class:`retrieval.candidates.CandidateGenerator` (after :meth:`fit`).
+        descriptions: Item id -> generated description, for the thin items that have one (after :meth:`fit`).
     """
 
     searches: ClassVar[tuple[str, ...]]
 
     def __init__(
-        self, settings: Settings | None = None, depth: int | None = None, embedder: TextEmbedder | None = None
+        self, settings: Settings, depth: int | None = None, embedder: TextEmbedder | None = None
     ) -> None:
-        self._settings = settings
+        super().__init__(settings)
         self._depth = depth
         self._embedder = embedder
 
     def fit(self, data: TrainingData) -> None:
-        settings = self._settings or load_settings()
+        super().fit(data)
+        settings = self.settings
         catalog = data.catalog
         self.description = type(self).description
         descriptions = descriptions_for_retrieval(load_descriptions(settings.paths.descriptions), catalog)
+        self.descriptions = descriptions
         if DESCRIPTIONS in self.searches and not descriptions:
             logger.warning(
                 "no generated descriptions in %s: %s searches item text only",
@@ -204,6 +134,7 @@ class CandidateSystem(RankingSystem):
                 LexicalChannel(LexicalIndex.load_or_build(folder / "lexical", catalog, descriptions))
             )
         embedder = None
+        self._index: VectorIndex | None = None
         if VECTOR in self.searches:
             embedder = self._embedder or get_embedder(settings.retrieval.embedding_batch_size)
             built.append(self._vector_channel(settings, folder, catalog, descriptions, embedder))
@@ -212,7 +143,6 @@ class CandidateSystem(RankingSystem):
         self.generator = CandidateGenerator(
             catalog, built, embedder, settings.retrieval, self._depth, *fusion_weights(settings.retrieval)
         )
-        self._facets = data.facets
 
     def _vector_channel(
         self,
@@ -236,29 +166,56 @@ class CandidateSystem(RankingSystem):
         if report.replaced_outdated:
             logger.warning("rebuilt the candidate index in %s (made by another version)", folder)
         index = VectorIndex.open(store, embedder=embedder)
+        self._index = index
         collections: dict[str, np.ndarray | None] = {ITEMS: None}
         if DESCRIPTIONS in self.searches and descriptions:
             collections[DESCRIBED] = np.array([item.item_id in descriptions for item in catalog])
         return VectorChannel(VECTOR, index, catalog, collections)
 
-    def score(self, request: Request) -> np.ndarray:
-        return self.score_batch([request])[0]
+    def item_vectors(self) -> np.ndarray:
+        """Every catalog item's stored item-text vector, in catalog order (``(n_items, dimension)``).
 
-    def score_batch(self, requests: Sequence[Request]) -> np.ndarray:
-        queries = [request_query(request, self._facets) for request in requests]
-        found = self.generator.generate_batch(
+        Raises:
+            ValueError: The system searches no vectors, or the index lacks an item.
+        """
+        if self._index is None:
+            raise ValueError(f"{self.name} has no vector index: it does not search vectors")
+        ids, vectors = self._index.vectors(ITEMS)
+        order = {item_id: row for row, item_id in enumerate(ids)}
+        missing = [item_id for item_id in self.item_ids if item_id not in order]
+        if missing:
+            raise ValueError(f"the vector index lacks {len(missing)} catalog items, e.g. {missing[:3]}")
+        return vectors[[order[item_id] for item_id in self.item_ids]]
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """The bi-encoder's vectors of some texts (L2-normalised)."""
+        return self.generator.embedder.embed(list(texts))
+
+    def candidates_batch(self, profiles: Sequence[Profile]) -> list[list[Candidate]]:
+        """The generator's candidates for each profile."""
+        queries = [profile_query(profile, self.facets) for profile in profiles]
+        return self.generator.generate_batch(
             [q.text for q in queries], [q.filters for q in queries], contexts=[q.context for q in queries]
         )
-        scores = np.zeros((len(requests), self._facets.n_items))
-        for row, (request, candidates) in enumerate(zip(requests, found, strict=True)):
-            answered = [(name, key) for name, key in request.facets.items() if name in self._facets]
+
+    def catalog_scores(self, profiles: Sequence[Profile], found: Sequence[Sequence[Candidate]]) -> np.ndarray:
+        """The whole catalog's scores from each profile's candidates (tiers of the module docstring)."""
+        scores = np.zeros((len(profiles), self.facets.n_items))
+        for row, (profile, candidates) in enumerate(zip(profiles, found, strict=True)):
+            answered = [(name, key) for name, key in profile.values().items() if name in self.facets]
             for name, key in answered:
-                scores[row] += self._facets[name].mask(key)
+                scores[row] += self.facets[name].mask(key)
             for candidate in candidates:
                 if candidate.channels:
                     # Above any count of matched facets: the fused score of two channels is below 2 / rrf_k.
                     scores[row, candidate.position] = len(answered) + 1 + candidate.score
         return scores
+
+    def score(self, profile: Profile) -> np.ndarray:
+        return self.score_batch([profile])[0]
+
+    def score_batch(self, profiles: Sequence[Profile]) -> np.ndarray:
+        return self.catalog_scores(profiles, self.candidates_batch(profiles))
 
 
 @register

@@ -112,6 +112,36 @@ def new_arrival_share(slates: np.ndarray, is_new: np.ndarray) -> np.ndarray:
     return np.asarray(is_new)[slates].mean(axis=-1)
 
 
+def intra_list_diversity(slates: np.ndarray, category_codes: np.ndarray) -> np.ndarray:
+    """Per episode: the mean dissimilarity of the pairs of items in its slate (intra-list diversity).
+
+    Two items' similarity is the share of category levels they share from the top: the count of leading levels
+    with the same value divided by the deeper of their two paths (1 for the same leaf, 0 for different top
+    levels or for items without categories). Diversity is 1 minus the mean over the slate's pairs.
+
+    Args:
+        slates: Item positions, one row per episode.
+        category_codes: ``(n_items, n_levels)`` value codes of the category levels, ``-1`` where a path is
+            shorter (``data.facets.Facet.codes`` of each level, stacked).
+
+    Example:
+        >>> codes = np.array([[0, 0], [0, 1], [1, 2]])
+        >>> intra_list_diversity(np.array([[0, 1], [0, 2], [0, 0]]), codes).tolist()
+        [0.5, 1.0, 0.0]
+    """
+    slates = np.asarray(slates)
+    if slates.shape[-1] < 2:
+        return np.zeros(len(slates))
+    codes = np.asarray(category_codes)[slates]  # episodes x slate x levels
+    a, b = np.triu_indices(slates.shape[1], k=1)
+    left, right = codes[:, a, :], codes[:, b, :]
+    same = (left == right) & (left >= 0)
+    shared = np.cumprod(same, axis=-1).sum(axis=-1)
+    depth = np.maximum((left >= 0).sum(axis=-1), (right >= 0).sum(axis=-1))
+    similarity = np.where(depth > 0, shared / np.maximum(depth, 1), 0.0)
+    return 1.0 - similarity.mean(axis=-1)
+
+
 def coverage(slates: np.ndarray, n_items: int) -> float:
     """The share of the catalog that appears in at least one slate.
 

@@ -1,19 +1,27 @@
-"""The one interface every ranking system implements, and the registry the benchmark finds them in.
+"""The one interface every ranking system implements, the registry the benchmark finds them in, and the factory
+that builds them from the settings.
 
-A system learns from :class:`TrainingData` once, then scores the whole catalog for each :class:`Request`
-(what a cold-start shopper has said so far). Adding a system to the benchmark is writing one class:
+A system learns from :class:`TrainingData` once, then scores the whole catalog for each
+:class:`retrieval.profile.Profile` (what a shopper has said so far); :meth:`RankingSystem.rank` gives the best
+items with their :class:`ScoreParts`, so an agent console or an explanation can show why an item ranked. Trained
+parts are saved and loaded by the systems that have them (the MF prior, the cross-encoder, the blend weights).
+Every system is built by :func:`create_system` from the one settings object; none loads settings itself.
+
+Adding a system to the benchmark is writing one class:
 
 Example:
     >>> import numpy as np
+    >>> from data.settings import Settings
     >>> @register
     ... class Shortest(RankingSystem):
     ...     name = "doc_shortest"
     ...     description = "Short titles first (an example, not a real system)."
     ...     def fit(self, data: TrainingData) -> None:
+    ...         super().fit(data)
     ...         self.lengths = np.array([len(item.title) for item in data.catalog], dtype=float)
-    ...     def score(self, request: Request) -> np.ndarray:
+    ...     def score(self, profile: Profile) -> np.ndarray:
     ...         return -self.lengths
-    >>> registered_systems()["doc_shortest"] is Shortest
+    >>> type(create_system("doc_shortest", Settings())) is Shortest
     True
     >>> unregister("doc_shortest")
 """
@@ -22,7 +30,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import ClassVar, TypeVar
 
@@ -31,32 +39,40 @@ from scipy import sparse
 
 from data.facets import Facets
 from data.schema import Catalog, Interactions
+from data.settings import Settings
 from data.splits import Split
+from retrieval.filters import FilterIndex
+from retrieval.profile import Profile, profile_filters
 
 
 @dataclass(frozen=True)
-class Request:
-    """What the shopper has said so far.
+class ScoreParts:
+    """Why an item ranked where it did: each part as the system's blend used it, ``None`` when not used.
 
     Attributes:
-        facets: Facet name -> value key (:attr:`data.facets.FacetValue.key`), only answered facets that
-            carry a value ("no preference" answers are left out).
-        need: A free-text need statement, ``""`` when not given.
-        answered: Questions answered so far, "no preference" answers included.
-        session_id: Opaque id of the conversation; real systems ignore it (a test's planted oracle uses it).
-        exclude: Item ids already shown.
+        retrieval: The candidate generator's fused score, normalised over the candidates.
+        cross_encoder: The cross-encoder's score, normalised over the candidates.
+        prior: The MF prior's score, normalised over the candidates.
+        final: The score the item was ranked by.
 
     Example:
-        >>> request = Request(facets={"category_1": "Office Electronics"}, need="cordless phone", answered=3)
-        >>> request.facets["category_1"], request.answered, request.exclude
-        ('Office Electronics', 3, frozenset())
+        >>> ScoreParts(retrieval=0.4, final=0.4).cross_encoder is None
+        True
     """
 
-    facets: Mapping[str, str] = field(default_factory=dict)
-    need: str = ""
-    answered: int = 0
-    session_id: str = ""
-    exclude: frozenset[str] = frozenset()
+    retrieval: float | None = None
+    cross_encoder: float | None = None
+    prior: float | None = None
+    final: float = 0.0
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One item of a ranking: its id, catalog position and score parts."""
+
+    item_id: str
+    position: int
+    parts: ScoreParts
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,34 +139,74 @@ class TrainingData:
 
 
 class RankingSystem(ABC):
-    """A ranking system: fit once on training data, then score the whole catalog per request.
+    """A ranking system: fit once on training data, then score the whole catalog per profile.
 
-    Registered systems are built with no arguments (``cls()``) by the benchmark.
+    Systems are built by :func:`create_system` with the settings object, which they keep as
+    :attr:`settings` (artifact paths, retrieval and ranking settings).
 
     Example:
+        >>> from data.facets import discover_facets
+        >>> from data.schema import Item
         >>> class Constant(RankingSystem):
         ...     name = "constant"
         ...     description = "Every item scores the same."
         ...     def fit(self, data: TrainingData) -> None:
+        ...         super().fit(data)
         ...         self.n = len(data.catalog)
-        ...     def score(self, request: Request) -> np.ndarray:
+        ...     def score(self, profile: Profile) -> np.ndarray:
         ...         return np.zeros(self.n)
+        >>> catalog = Catalog([Item("a", "Pen"), Item("b", "Ink")])
+        >>> system = Constant(Settings())
+        >>> system.fit(TrainingData.build(catalog, discover_facets(catalog), Interactions([])))
+        >>> [r.item_id for r in system.rank(Profile(shown=frozenset({"a"})), k=5)]
+        ['b']
     """
 
     name: ClassVar[str]
     description: ClassVar[str]
 
-    @abstractmethod
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
     def fit(self, data: TrainingData) -> None:
-        """Learn from the training data; called once before any scoring."""
+        """Learn from the training data; called once before any scoring. Subclasses call ``super().fit(data)``
+        first: it keeps what :meth:`rank` needs (item ids, facets, the filter index)."""
+        self.item_ids = tuple(item.item_id for item in data.catalog)
+        self.facets = data.facets
+        self.filter_index = FilterIndex(data.catalog)
 
     @abstractmethod
-    def score(self, request: Request) -> np.ndarray:
+    def score(self, profile: Profile) -> np.ndarray:
         """One float per catalog item, in catalog order; higher is better, ties are broken by the caller."""
 
-    def score_batch(self, requests: Sequence[Request]) -> np.ndarray:
-        """Scores for several requests, one row each; override when a system can batch."""
-        return np.stack([np.asarray(self.score(request), dtype=float) for request in requests])
+    def score_batch(self, profiles: Sequence[Profile]) -> np.ndarray:
+        """Scores for several profiles, one row each; override when a system can batch."""
+        return np.stack([np.asarray(self.score(profile), dtype=float) for profile in profiles])
+
+    def rank(self, profile: Profile, k: int = 10) -> list[Ranked]:
+        """The ``k`` best items that pass the profile's hard filters (:func:`retrieval.profile.profile_filters`:
+        facet constraints, items shown or disliked), best first, with score parts; fewer when fewer pass.
+
+        Ties keep catalog order; NaN scores rank last.
+        """
+        return self.rank_batch([profile], k)[0]
+
+    def rank_batch(self, profiles: Sequence[Profile], k: int = 10) -> list[list[Ranked]]:
+        """:meth:`rank` for several profiles."""
+        scores = np.asarray(self.score_batch(profiles), dtype=float)
+        ranked = []
+        for profile, row in zip(profiles, scores, strict=True):
+            allowed = self.filter_index.mask(profile_filters(profile, self.facets))
+            row = np.where(allowed, np.nan_to_num(row, nan=-np.inf, posinf=np.finfo(float).max), -np.inf)
+            order = np.argsort(-row, kind="stable")[: int(allowed.sum())][:k].tolist()
+            parts = self.parts(profile, order, row)
+            ranked.append([Ranked(self.item_ids[p], p, part) for p, part in zip(order, parts, strict=True)])
+        return ranked
+
+    def parts(self, profile: Profile, positions: Sequence[int], scores: np.ndarray) -> list[ScoreParts]:
+        """The score parts of some items, given the profile's catalog scores; by default the final score only.
+        Systems that blend several parts override it."""
+        return [ScoreParts(final=float(scores[p])) for p in positions]
 
 
 _REGISTRY: dict[str, type[RankingSystem]] = {}
@@ -184,3 +240,15 @@ def unregister(name: str) -> None:
 def registered_systems() -> Mapping[str, type[RankingSystem]]:
     """The registered system classes by name, in registration order (a read-only view)."""
     return MappingProxyType(dict(_REGISTRY))
+
+
+def create_system(name: str, settings: Settings) -> RankingSystem:
+    """A registered system built with the settings (its factory).
+
+    Raises:
+        KeyError: No system of that name; the message lists the registered ones.
+    """
+    registry = registered_systems()
+    if name not in registry:
+        raise KeyError(f"unknown ranking system '{name}'; registered: {', '.join(registry)}")
+    return registry[name](settings)

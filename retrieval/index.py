@@ -18,13 +18,9 @@ is stopped part-way (Ctrl-C, a killed process) leaves a usable index and the nex
 missing. Each collection records the embedding model, its dimension and :data:`SCHEMA_VERSION`; an index built
 otherwise is refused with the command that rebuilds it.
 
-Storage: by default an embedded Chroma store under ``<artifacts>/chroma``; with ``retrieval.chroma_host`` set, a
-Chroma server (``chroma run``), through the same class and code. Chroma's own tracker reports that several
-processes writing one store directory can corrupt it, so writes to an embedded store take an exclusive lock file
-in that directory and a second writer is refused at once; any number of processes may read (a process that
-keeps the index open while another rebuilds it should reopen it). A server serialises writes itself.
-
-Every failure of the store reaches the caller as a :class:`RetrievalError` whose message says what to do.
+The index lives in a Chroma store (:mod:`retrieval.store`: an embedded directory or a server, and its one-writer
+lock); every failure reaches the caller as a :class:`retrieval.errors.RetrievalError` whose message says what
+to do.
 
 Example:
     >>> report = build_index(settings, catalog, descriptions={})  # doctest: +SKIP
@@ -37,19 +33,12 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import hashlib
-import os
-import re
-import shutil
-import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence, Set
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -57,9 +46,11 @@ from data.facets import PATH_SEPARATOR
 from data.schema import Catalog, Item
 from data.settings import Settings
 from retrieval.embeddings import TextEmbedder, get_embedder, item_text
+from retrieval.errors import REBUILD_COMMAND, IndexCorruptError, IndexMismatchError, IndexMissingError
+from retrieval.filters import Filters
+from retrieval.store import ChromaStore
 
 if TYPE_CHECKING:
-    from chromadb.api import ClientAPI
     from chromadb.api.models.Collection import Collection
 
 # Raised when what is stored per record, or how it is keyed, changes; an older index is then refused.
@@ -68,76 +59,27 @@ SCHEMA_VERSION = 2
 ITEMS = "items"
 DESCRIPTIONS = "descriptions"
 COLLECTIONS = (ITEMS, DESCRIPTIONS)
-REBUILD_COMMAND = "concierge index --rebuild"
-LOCK_FILE = "concierge-write.lock"
 # Top-100 recall against exact search on the real catalog (200 title queries): 0.991 with Chroma's default
 # ef_search of 100, 0.999 with 200, twice the usual k (retrieval.candidates); see benchmarks/bench_index.py.
 _HNSW = MappingProxyType({"space": "cosine", "ef_construction": 200, "ef_search": 200})
 # Records per embed-and-write step: large enough for the model to batch texts of similar length together, small
 # enough that an interrupted build loses little work and the progress bar moves.
 _WRITE_BATCH = 512
-# What Chroma keeps in its directory; a rebuild of a damaged store removes exactly these.
-_CHROMA_FILES = re.compile(r"chroma\.sqlite3(-wal|-shm|-journal)?|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}")
 
 
-class RetrievalError(Exception):
-    """The retrieval index cannot be used; the message is a sentence for a person, saying what to do."""
-
-
-class IndexMissingError(RetrievalError):
-    """No index has been built at the configured place."""
-
-
-class IndexMismatchError(RetrievalError):
-    """The index was built with another embedding model, dimension or schema version."""
-
-
-class IndexLockedError(RetrievalError):
-    """Another process is writing the index."""
-
-
-class IndexCorruptError(RetrievalError):
-    """The embedded store cannot be read or written (damaged files, or a program outside Concierge using them)."""
-
-
-class IndexUnavailableError(RetrievalError):
-    """The Chroma server cannot be reached."""
-
-
-class FilterSpec(Protocol):
-    """Hard filters, as :class:`retrieval.candidates.Filters` holds them; see that class for their meaning."""
-
-    @property
-    def category(self) -> str | None: ...
-
-    @property
-    def brands(self) -> Set[str]: ...
-
-    @property
-    def exclude_brands(self) -> Set[str]: ...
-
-    @property
-    def min_price(self) -> float | None: ...
-
-    @property
-    def max_price(self) -> float | None: ...
-
-    @property
-    def exclude_ids(self) -> Set[str]: ...
-
-
-def where_filter(filters: FilterSpec) -> dict[str, Any] | None:
-    """A Chroma ``where`` that keeps exactly the items the filters allow; ``None`` when they allow all.
+def where_filter(filters: Filters) -> dict[str, Any] | None:
+    """A Chroma ``where`` that keeps exactly the items the filters allow, category exclusions aside (see below);
+    ``None`` when it keeps every item.
 
     An item without a brand has the brand key ``""``: it passes a brand exclusion and fails a brand inclusion
     unless ``""`` is named. An item without a price fails any price bound. Excluded ids are matched on the
     ``item_id`` metadata, so no over-fetching is needed. The result agrees with
-    :meth:`retrieval.candidates.FilterIndex.mask` (a property test checks it).
+    :meth:`retrieval.filters.FilterIndex.mask` (a property test checks it), except that category exclusions are
+    left to the mask (Chroma cannot say "not in this subtree" of items whose path is shorter than its level), so
+    a ``where`` search may return more than the mask allows and its caller masks it.
 
     Example:
-        >>> from types import SimpleNamespace
-        >>> filters = SimpleNamespace(category="Office > Ink", brands={"hp"}, exclude_brands=set(),
-        ...                           min_price=None, max_price=30.0, exclude_ids={"7"})
+        >>> filters = Filters(category="Office > Ink", brands={"hp"}, max_price=30.0, exclude_ids={"7"})
         >>> where_filter(filters)  # doctest: +NORMALIZE_WHITESPACE
         {'$and': [{'category_2': 'Office > Ink'}, {'brand': {'$in': ['hp']}}, {'price': {'$lte': 30.0}},
                   {'item_id': {'$nin': ['7']}}]}
@@ -294,138 +236,6 @@ def _batches(values: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield values[start : start + size]
 
 
-class _Store:
-    """Where the index lives: an embedded directory or a server; makes clients and guards writes."""
-
-    def __init__(self, settings: Settings) -> None:
-        retrieval = settings.retrieval
-        self.host = retrieval.chroma_host
-        self.port = retrieval.chroma_port
-        # Absolute, because Chroma shares one in-process store per path string.
-        self.path: Path | None = None if self.host else (Path(settings.paths.artifacts) / "chroma").resolve()
-        self.location = (
-            f"the Chroma server at http://{self.host}:{self.port}" if self.host else f"{self.path}"
-        )
-
-    def client(self, *, create: bool) -> ClientAPI:
-        # Imported here: chromadb takes a second to import, which commands without an index should not pay.
-        import chromadb
-        from chromadb.config import Settings as ChromaSettings
-
-        chroma_settings = ChromaSettings(anonymized_telemetry=False)
-        if self.path is None:
-            try:
-                return chromadb.HttpClient(host=self.host, port=self.port, settings=chroma_settings)
-            except ValueError as error:
-                raise IndexUnavailableError(
-                    f"Cannot reach {self.location} ({error}). Start it (`chroma run --path <folder> "
-                    f"--host {self.host} --port {self.port}`), or leave retrieval.chroma_host empty to use the "
-                    "embedded index."
-                ) from None
-        database = self.path / "chroma.sqlite3"
-        if database.is_file():
-            self._check_database(database)
-        elif not create:
-            raise IndexMissingError(f"No retrieval index at {self.path}; build it: run `concierge index`.")
-        self.path.mkdir(parents=True, exist_ok=True)
-        try:
-            return chromadb.PersistentClient(path=str(self.path), settings=chroma_settings)
-        except Exception as error:
-            _forget_failed_store(self.path)
-            raise self._corrupt(error) from error
-
-    def _check_database(self, database: Path) -> None:
-        """Fail on a damaged database file before Chroma opens it (see :func:`_forget_failed_store` for why)."""
-        try:
-            with contextlib.closing(sqlite3.connect(f"{database.as_uri()}?mode=ro", uri=True)) as connection:
-                # quick_check reads every page once: 25 ms for the 2,417-item sample's 4.6 MB.
-                verdict = connection.execute("PRAGMA quick_check(1)").fetchone()[0]
-        except sqlite3.Error as error:
-            raise self._corrupt(error) from error
-        if verdict != "ok":
-            raise self._corrupt(sqlite3.DatabaseError(verdict))
-
-    def _corrupt(self, error: BaseException) -> IndexCorruptError:
-        return IndexCorruptError(
-            f"The retrieval index at {self.path} cannot be used ({type(error).__name__}: {error}). If a "
-            f"program other than Concierge has it open, stop that program; otherwise rebuild it: run "
-            f"`{REBUILD_COMMAND}`."
-        )
-
-    @contextlib.contextmanager
-    def errors(self) -> Iterator[None]:
-        """Turn Chroma's errors into a :class:`RetrievalError` that says what to do."""
-        import httpx
-        from chromadb.errors import ChromaError
-
-        try:
-            yield
-        except (ChromaError, httpx.HTTPError) as error:
-            if self.path is None:
-                raise IndexUnavailableError(
-                    f"{self.location} failed ({type(error).__name__}: {error}). Check that it is running and "
-                    f"reachable; if it reports damaged data, rebuild the index: run `{REBUILD_COMMAND}`."
-                ) from error
-            raise self._corrupt(error) from error
-
-    @contextlib.contextmanager
-    def write_lock(self) -> Iterator[None]:
-        """Hold the one-writer lock of an embedded store for the duration; fail at once if it is taken.
-
-        The kernel drops an ``flock`` when its holder exits, however it exits, so a killed build never leaves
-        a stale lock behind.
-        """
-        if self.path is None:
-            yield
-            return
-        self.path.mkdir(parents=True, exist_ok=True)
-        lock_path = self.path / LOCK_FILE
-        with lock_path.open("a+", encoding="utf-8") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as error:
-                if error.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                handle.seek(0)
-                holder = handle.read().strip() or "unknown"
-                raise IndexLockedError(
-                    f"The retrieval index at {self.path} is being written by another process (pid {holder}, "
-                    f"lock file {lock_path}). Wait for it to finish, or stop it, then try again."
-                ) from None
-            try:
-                handle.truncate(0)
-                handle.write(str(os.getpid()))
-                handle.flush()
-                yield
-            finally:
-                handle.truncate(0)
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
-    def remove_files(self) -> None:
-        """Delete Chroma's files from the embedded store's directory (the lock file stays)."""
-        assert self.path is not None
-        for entry in self.path.iterdir():
-            if _CHROMA_FILES.fullmatch(entry.name):
-                if entry.is_dir():
-                    shutil.rmtree(entry)
-                else:
-                    entry.unlink()
-
-
-def _forget_failed_store(path: Path) -> None:
-    """Drop the Chroma system of a store that failed to open, unless a live client still uses it.
-
-    Chroma 1.5 caches a store's system by path before starting it and keeps it when the start fails, so every
-    later client for that path in this process would get the broken one: a store repaired by
-    ``concierge index --rebuild`` could not be opened again without restarting the process.
-    """
-    from chromadb.api.shared_system_client import SharedSystemClient
-
-    identifier = str(path)
-    if SharedSystemClient._identifier_to_refcount.get(identifier, 0) <= 0:
-        SharedSystemClient._identifier_to_system.pop(identifier, None)
-
-
 class VectorIndex:
     """The two embedding collections of a catalog, in an embedded Chroma store or on a Chroma server.
 
@@ -450,7 +260,7 @@ class VectorIndex:
         (2417, ['1480', '1495', '77'])
     """
 
-    def __init__(self, store: _Store, embedder: TextEmbedder, *, create: bool = False) -> None:
+    def __init__(self, store: ChromaStore, embedder: TextEmbedder, *, create: bool = False) -> None:
         self._store = store
         self.embedder = embedder
         self.location = store.location
@@ -476,7 +286,7 @@ class VectorIndex:
             create: Create an empty index when there is none.
         """
         embedder = embedder or get_embedder(settings.retrieval.embedding_batch_size)
-        return cls(_Store(settings), embedder, create=create)
+        return cls(ChromaStore(settings), embedder, create=create)
 
     def _identity(self) -> dict[str, str | int]:
         return {
@@ -693,7 +503,7 @@ def build_index(
         2417
     """
     embedder = embedder or get_embedder(settings.retrieval.embedding_batch_size)
-    store = _Store(settings)
+    store = ChromaStore(settings)
     with store.write_lock():
         if rebuild:
             _clear(store)
@@ -709,7 +519,7 @@ def build_index(
         return replace(report, replaced_outdated=True)
 
 
-def _clear(store: _Store) -> None:
+def _clear(store: ChromaStore) -> None:
     """Delete both collections; an embedded store too damaged to open loses its files instead."""
     from chromadb.errors import NotFoundError
 

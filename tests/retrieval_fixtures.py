@@ -12,8 +12,8 @@ import numpy as np
 
 from data.schema import Catalog, Item, Price
 from data.settings import PathSettings, RetrievalSettings, Settings
-from retrieval.candidates import Filters
 from retrieval.embeddings import TextEmbedder, item_text
+from retrieval.filters import Filters
 from retrieval.index import DESCRIPTIONS, ITEMS, CollectionChanges, VectorIndex, build_index, where_filter
 from retrieval.lexical import tokenize
 

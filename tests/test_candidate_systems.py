@@ -1,5 +1,5 @@
-"""The candidate systems in the benchmark: queries and filters from requests, score tiers, shared builds, and
-candidate recall on the real sample."""
+"""The candidate systems in the benchmark: filters from profiles, score tiers, shared builds, and candidate recall
+on the real sample."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from assistant.simulator import Order, Vocabulary
 from data.descriptions import Description, source_hash, write_descriptions
 from data.facets import discover_facets
 from data.schema import Catalog, Interaction, Interactions, Item, Price
@@ -18,9 +19,11 @@ from ranking.candidate_systems import (
     VectorDescriptionsSystem,
     VectorSystem,
     catalog_key,
-    request_query,
 )
-from ranking.system import Request, TrainingData, registered_systems
+from ranking.system import TrainingData, registered_systems
+from retrieval.embeddings import item_text
+from retrieval.filters import Filters
+from retrieval.profile import Profile, ProfileQuery, profile_filters, profile_query
 from tests.retrieval_fixtures import WordsEmbedder
 
 INK = ("Office Products", "Ink & Toner")
@@ -67,33 +70,30 @@ def test_the_four_systems_are_registered():
         assert systems[cls.name] is cls and cls.description
 
 
-def test_request_query_takes_the_need_the_labels_and_the_deepest_category():
-    facets = discover_facets(STORE)
-    request = Request(
-        facets={
-            "category_1": "Office Products",
-            "category_2": "Office Products > Ink & Toner",
-            "brand": "hp",
-        },
+def test_a_profile_of_the_stores_answers_gives_exactly_these_filters():
+    # tests/test_profile.py checks what the filters let through; this checks the filters themselves: the
+    # deeper of two category levels, the brand key, the shown item, and no other filter.
+    profile = Profile.from_answers(
+        {"category_1": "Office Products", "category_2": "Office Products > Ink & Toner", "brand": "hp"},
         need="black ink",
-        exclude=frozenset({"hp62"}),
+        shown=frozenset({"hp62"}),
     )
-    query = request_query(request, facets)
-    filters = query.filters
-    assert (query.text, query.context) == ("black ink", "Office Products Ink & Toner HP")
-    assert filters.category == "Office Products > Ink & Toner"
-    assert filters.brands == {"hp"} and filters.exclude_ids == {"hp62"}
-    assert (filters.min_price, filters.max_price) == (None, None)
-    unknown = Request(facets={"category_9": "X", "brand": "no-such-brand"}, need="  ")
-    assert request_query(unknown, facets) == request_query(Request(), facets)
-    assert request_query(Request(), facets).filters.is_empty
+    assert profile_query(profile, discover_facets(STORE)) == ProfileQuery(
+        "black ink",
+        ("Office Products", "Ink & Toner", "HP"),
+        Filters(
+            category="Office Products > Ink & Toner",
+            brands=frozenset({"hp"}),
+            exclude_ids=frozenset({"hp62"}),
+        ),
+    )
 
 
-def test_a_price_band_becomes_bounds():
+def test_a_price_band_becomes_its_bounds():
     items = [Item(str(n), f"Pen {n}", price=Price(float(n), "USD")) for n in range(1, 41)]
     facets = discover_facets(Catalog(items))
     band = facets["price_band"].values[1]
-    filters = request_query(Request(facets={"price_band": band.key}), facets).filters
+    filters = profile_filters(Profile.from_answers({"price_band": band.key}), facets)
     low, high = band.key.split("-")
     assert (filters.min_price, filters.max_price) == (float(low), float(high))
 
@@ -101,7 +101,7 @@ def test_a_price_band_becomes_bounds():
 def test_lexical_system_scores_candidates_then_filtered_items_then_the_rest(tmp_path):
     system = LexicalSystem(_settings(tmp_path))
     system.fit(_training())
-    scores = system.score(Request(facets={"category_2": "Office Products > Ink & Toner"}, need="pg245"))
+    scores = system.score(Profile.from_answers({"category_2": "Office Products > Ink & Toner"}, need="pg245"))
     order = _order(scores)
     assert order[0] == "canon"
     # Every item of the category (a candidate or not) outranks every item outside it.
@@ -113,20 +113,20 @@ def test_lexical_system_scores_candidates_then_filtered_items_then_the_rest(tmp_
 def test_shown_items_fall_below_the_candidates(tmp_path):
     system = LexicalSystem(_settings(tmp_path))
     system.fit(_training())
-    scores = system.score(Request(need="black ink cartridge", exclude=frozenset({"hp61", "canon"})))
+    scores = system.score(Profile(need="black ink cartridge", shown=frozenset({"hp61", "canon"})))
     order = _order(scores)
     assert order[0] == "hp62"
     assert order.index("hp61") > order.index("hp62") and order.index("canon") > order.index("hp62")
     assert scores.shape == (len(STORE),)
     assert np.array_equal(
-        system.score_batch([Request(need="stapler")] * 2)[1], system.score(Request(need="stapler"))
+        system.score_batch([Profile(need="stapler")] * 2)[1], system.score(Profile(need="stapler"))
     )
 
 
-def test_an_empty_request_ties_everything(tmp_path):
+def test_an_empty_profile_ties_everything(tmp_path):
     system = LexicalSystem(_settings(tmp_path))
     system.fit(_training())
-    assert np.all(system.score(Request()) == 0)
+    assert np.all(system.score(Profile()) == 0)
 
 
 def test_vector_systems_share_one_build_and_work_without_descriptions(tmp_path):
@@ -145,9 +145,9 @@ def test_vector_systems_share_one_build_and_work_without_descriptions(tmp_path):
     assert (tmp_path / "artifacts" / "candidates" / catalog_key(STORE) / "chroma").is_dir()
     assert "No generated descriptions" in described.description
     assert "No generated descriptions" not in VectorDescriptionsSystem.description
-    request = Request(need="black ink cartridge")
-    assert np.array_equal(vector.score(request), described.score(request))
-    assert _order(hybrid.score(Request(need="canon pg245")))[0] == "canon"
+    profile = Profile(need="black ink cartridge")
+    assert np.array_equal(vector.score(profile), described.score(profile))
+    assert _order(hybrid.score(Profile(need="canon pg245")))[0] == "canon"
 
 
 def test_hybrid_puts_best_sellers_first_without_words_and_the_words_first_with_them(tmp_path):
@@ -157,10 +157,10 @@ def test_hybrid_puts_best_sellers_first_without_words_and_the_words_first_with_t
     hybrid = HybridSystem(_settings(tmp_path), embedder=WordsEmbedder())
     hybrid.fit(TrainingData.build(STORE, discover_facets(STORE), Interactions(events)))
     ink = {"category_2": "Office Products > Ink & Toner"}
-    assert _order(hybrid.score(Request(facets=ink)))[:2] == ["toner", "hp62"]
+    assert _order(hybrid.score(Profile.from_answers(ink)))[:2] == ["toner", "hp62"]
     worded = hybrid.generator.generate("canon pg245")[0]
     assert worded.item_id == "canon" and "popularity" in worded.channels
-    assert _order(hybrid.score(Request(facets=ink, need="canon pg245")))[0] == "canon"
+    assert _order(hybrid.score(Profile.from_answers(ink, need="canon pg245")))[0] == "canon"
 
 
 def test_generated_descriptions_make_a_thin_item_findable(tmp_path):
@@ -174,22 +174,51 @@ def test_generated_descriptions_make_a_thin_item_findable(tmp_path):
     described = VectorDescriptionsSystem(settings, embedder=embedder)
     for system in (plain, described):
         system.fit(_training())
-    request = Request(need="paper shredder confetti")
-    assert _order(described.score(request))[0] == "shred"
-    assert _order(plain.score(request))[0] != "shred"
+    profile = Profile(need="paper shredder confetti")
+    assert _order(described.score(profile))[0] == "shred"
+    assert _order(plain.score(profile))[0] != "shred"
     best = described.generator.generate("paper shredder confetti")[0]
     assert best.item_id == "shred" and best.channels["vector"].rank == 1
     lexical = LexicalSystem(settings)
     lexical.fit(_training())
-    assert _order(lexical.score(request))[0] == "shred"
+    assert _order(lexical.score(profile))[0] == "shred"
+
+
+def test_vector_systems_give_item_vectors_in_catalog_order_and_embed_texts(tmp_path):
+    settings = _settings(tmp_path)
+    shredder = STORE["shred"]
+    text = "A paper shredder that cuts sheets into confetti for the home office."
+    record = Description("shred", text, True, "test", source_hash(shredder), Description.now())
+    write_descriptions([record], settings.paths.descriptions)
+    embedder = WordsEmbedder()
+    system = VectorDescriptionsSystem(settings, embedder=embedder)
+    system.fit(_training())
+    assert system.descriptions == {"shred": text}
+    expected = WordsEmbedder().embed([item_text(item) for item in STORE])
+    assert np.allclose(system.item_vectors(), expected, atol=1e-6)
+    assert np.allclose(system.embed_texts(["canon ink"]), WordsEmbedder().embed(["canon ink"]))
+    lexical = LexicalSystem(settings)
+    lexical.fit(_training())
+    with pytest.raises(ValueError, match="lexical has no vector index"):
+        lexical.item_vectors()
 
 
 def _recall(office, settings, systems, answers):
-    """Candidate recall rows of :func:`benchmarks.bench_candidates.candidate_recall`, by (system, answers)."""
+    """Candidate recall rows of :func:`benchmarks.bench_candidates.candidate_recall`, by (system, answers), for
+    the shopper the measured figures below were taken with: specific need statements, facets answered first
+    (category_1, category_2, brand, need, ...)."""
     from benchmarks.bench_candidates import candidate_recall
 
     catalog, interactions = office
-    rows = candidate_recall(catalog, interactions, settings, systems, answers=answers)
+    rows = candidate_recall(
+        catalog,
+        interactions,
+        settings,
+        systems,
+        answers=answers,
+        vocabulary=Vocabulary.SPECIFIC,
+        order=Order.FACETS_FIRST,
+    )
     return {(row.system, row.answers): row for row in rows}
 
 
@@ -240,4 +269,4 @@ def test_a_candidate_index_from_an_older_version_is_rebuilt(tmp_path, monkeypatc
     system = VectorSystem(settings, embedder=embedder)
     system.fit(_training())
     assert embedder.embedded == 2 * len(STORE)
-    assert _order(system.score(Request(need="canon pg245 black ink")))[0] == "canon"
+    assert _order(system.score(Profile(need="canon pg245 black ink")))[0] == "canon"

@@ -10,20 +10,11 @@ from hypothesis import strategies as st
 from data.facets import PATH_SEPARATOR
 from data.schema import Catalog, Item, Price
 from data.settings import PathSettings, RetrievalSettings, Settings
-from retrieval.candidates import (
-    MAX_QUERY_CHARS,
-    CandidateGenerator,
-    ChannelHits,
-    FilterMode,
-    Filters,
-    LexicalChannel,
-    PriorChannel,
-    Query,
-    VectorChannel,
-    reciprocal_rank_fusion,
-    truncate_query,
-)
+from retrieval.candidates import MAX_QUERY_CHARS, CandidateGenerator, truncate_query
+from retrieval.channels import ChannelHits, FilterMode, LexicalChannel, PriorChannel, Query, VectorChannel
 from retrieval.embeddings import item_text
+from retrieval.filters import Filters
+from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.index import DESCRIPTIONS, ITEMS, VectorIndex, build_index
 from retrieval.lexical import LexicalIndex
 from tests.retrieval_fixtures import WordsEmbedder

@@ -16,7 +16,8 @@ import pytest
 
 from data.settings import PathSettings
 from retrieval.embeddings import get_embedder
-from retrieval.index import IndexUnavailableError, VectorIndex, build_index
+from retrieval.errors import IndexUnavailableError
+from retrieval.index import VectorIndex, build_index
 from tests.retrieval_fixtures import HashEmbedder, check_index_contract, server_settings, small_catalog
 
 START_TIMEOUT_S = 60

@@ -89,10 +89,15 @@ def test_eval_json_on_the_sample():
         "popularity,faceted_popularity",
         "--episodes",
         "100",
+        "--order",
+        "facets-first",
+        "--shopper",
+        "specific",
         "--json",
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
+    assert (report["vocabulary"], report["answer_order"], report["feedback"]) == ("specific", "facets-first", 0)
     by_key = {(row["answers"], row["system"]): row for row in report["results"]}
     assert set(by_key) == {
         (0, "popularity"),
@@ -105,14 +110,21 @@ def test_eval_json_on_the_sample():
     assert report["sizes"]["episodes"] == 100
 
 
+def test_eval_of_a_reranker_without_a_trained_model_says_which_command_makes_it(tmp_path):
+    done = concierge("eval", "--systems", "cross_encoder", "--artifacts", str(tmp_path), "--episodes", "3")
+    assert done.returncode == 1
+    assert "concierge train-reranker" in done.stderr and str(tmp_path) in done.stderr
+
+
 def test_bad_answers_option():
     done = concierge("eval", "--answers", "x")
     assert done.returncode == 2
     assert "--answers expects K, K-K or K,K,..." in done.stderr
 
 
-def test_demo_check_says_what_is_not_built_yet():
-    done = concierge("demo", "--check")
+def test_demo_check_says_what_is_not_built_yet(tmp_path):
+    done = concierge("demo", "--check", "--artifacts", str(tmp_path))
     assert done.returncode == 0, done.stderr
     assert "catalog: 2,417 items; interactions: 53,201" in done.stdout
-    assert "cross-encoder reranker: not built yet" in done.stdout
+    assert "vector and lexical indexes: not built yet (concierge build)" in done.stdout
+    assert "cross-encoder reranker and MF prior: not built yet (concierge train-reranker)" in done.stdout

@@ -7,8 +7,10 @@ from assistant.conversation import NO_PREFERENCE, SHOW_MORE, START_OVER, Faceted
 from assistant.service import FAILURE_TEXT, AssistantService
 from data.facets import discover_facets
 from data.schema import Catalog, Interaction, Interactions, Item
+from data.settings import Settings
 from ranking.baselines import FacetedPopularitySystem
-from ranking.system import Request, TrainingData
+from ranking.system import TrainingData
+from retrieval.profile import Profile
 
 INK = ("Office Electronics", "Ink")
 PHONES = ("Office Electronics", "Phones")
@@ -37,11 +39,11 @@ def store() -> AssistantService:
     catalog = Catalog(items)
     facets = discover_facets(catalog)
     data = TrainingData.build(catalog, facets, Interactions(events))
-    ranker = FacetedPopularitySystem()
+    ranker = FacetedPopularitySystem(Settings())
     ranker.fit(data)
 
     def rank(answers, shown):
-        return ranker.score(Request(facets=answers, answered=len(answers), exclude=shown))
+        return ranker.score(Profile.from_answers(answers, answered=len(answers), shown=shown))
 
     return AssistantService(FacetedConversation(catalog, facets, rank, data.item_counts()))
 

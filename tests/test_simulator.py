@@ -1,4 +1,5 @@
-"""The simulated shopper: fixed answer order, honest need statements, seeded brand answers, reactions."""
+"""The simulated shopper: answer orders, honest need statements in three vocabularies, seeded brand answers,
+profiles, reactions."""
 
 from __future__ import annotations
 
@@ -13,9 +14,13 @@ import assistant.simulator as simulator_module
 from assistant.simulator import (
     NEED,
     NO_PREFERENCE,
+    VAGUE_LEAF_SHARE,
     Episode,
+    Order,
     ShopperWorld,
     SimulatedShopper,
+    Vocabulary,
+    content_words,
     episodes_from_split,
     question_order,
 )
@@ -33,7 +38,7 @@ def office_shoppers(office) -> list[SimulatedShopper]:
     world = ShopperWorld.build(catalog, discover_facets(catalog), settings)
     # Every item as a target, not only the test users' last items: the need rule must hold for the whole catalog.
     return [
-        SimulatedShopper(Episode(f"e{n}", f"u{n}", item.item_id, (), seed=n), world)
+        SimulatedShopper(Episode(f"e{n}", f"u{n}", item.item_id, (), seed=n), world, Vocabulary.SPECIFIC)
         for n, item in enumerate(catalog)
     ]
 
@@ -82,7 +87,10 @@ def test_need_statement_drops_brand_stop_and_short_words():
     ]
     catalog = Catalog(items)
     world = ShopperWorld.build(catalog, discover_facets(catalog), EvalSettings())
-    needs = {SimulatedShopper(Episode("e", "u", "t", (), seed=seed), world).need for seed in range(30)}
+    needs = {
+        SimulatedShopper(Episode("e", "u", "t", (), seed=seed), world, Vocabulary.SPECIFIC).need
+        for seed in range(30)
+    }
     for need in needs:
         words = need.split()
         # Category words last; then two of the title's other content words, in title order ("acme" is the
@@ -97,7 +105,9 @@ def test_need_statement_drops_brand_stop_and_short_words():
 def _brand_world(share: float, n_items: int = 400) -> tuple[ShopperWorld, list[Episode]]:
     items = [Item(f"i{n}", "Thing", brand=f"Brand{n % 7}", categories=(f"C{n % 3}",)) for n in range(n_items)]
     catalog = Catalog(items)
-    world = ShopperWorld.build(catalog, discover_facets(catalog), EvalSettings(brand_no_preference=share))
+    world = ShopperWorld.build(
+        catalog, discover_facets(catalog), EvalSettings(brand_no_preference=share), Order.FACETS_FIRST
+    )
     episodes = [Episode(f"e{n}", f"u{n}", f"i{n}", (), seed=1000 + n) for n in range(n_items)]
     return world, episodes
 
@@ -130,8 +140,16 @@ def test_answer_order_and_category_answers_come_from_the_target():
     ]
     catalog = Catalog(items)
     facets = discover_facets(catalog)
-    world = ShopperWorld.build(catalog, facets, EvalSettings(brand_no_preference=0.0))
-    assert question_order(facets) == ("category_1", "category_2", "brand", NEED, "category_3", "category_4")
+    world = ShopperWorld.build(catalog, facets, EvalSettings(brand_no_preference=0.0), Order.FACETS_FIRST)
+    assert question_order(facets, Order.FACETS_FIRST) == (
+        "category_1",
+        "category_2",
+        "brand",
+        NEED,
+        "category_3",
+        "category_4",
+    )
+    assert question_order(facets) == (NEED, "category_1", "category_2", "brand", "category_3", "category_4")
     deep = SimulatedShopper(Episode("e1", "u1", "deep", ("mid",), seed=1), world)
     answers = deep.answers(6)
     assert [answer.question for answer in answers] == list(world.order)
@@ -150,18 +168,55 @@ def test_answer_order_and_category_answers_come_from_the_target():
 
 def test_uninformative_facets_are_left_out_of_the_order():
     items = [Item(str(n), "x", brand="Only", categories=("Root", f"Leaf{n % 2}")) for n in range(4)]
-    assert question_order(discover_facets(Catalog(items))) == ("category_2", NEED)
+    assert question_order(discover_facets(Catalog(items)), Order.FACETS_FIRST) == ("category_2", NEED)
 
 
-def test_request_carries_only_answers_with_a_value():
+def test_profile_carries_only_answers_with_a_value_and_the_latest_likes():
     world, episodes = _brand_world(1.0)
-    shopper = SimulatedShopper(episodes[0], world)
-    request = shopper.to_request(shopper.answers(3))
-    assert request.facets == {"category_1": "C0"}
-    assert request.answered == 3
-    assert request.session_id == episodes[0].episode_id
-    assert request.exclude == frozenset()
-    assert shopper.to_request([], "other").session_id == "other"
+    shopper = SimulatedShopper(replace(episodes[0], others=("i5", "i9")), world)
+    profile = shopper.profile(3)
+    assert profile.values() == {"category_1": "C0"}
+    assert profile.answered == 3
+    assert profile.session_id == episodes[0].episode_id
+    assert profile.shown == frozenset() and profile.liked == ()
+    assert shopper.profile(3, feedback=1).liked == ("i9",)
+    assert shopper.profile(3, feedback=5).liked == ("i9", "i5")
+
+
+def test_vague_need_is_leaf_words_and_at_most_one_common_title_word(office):
+    catalog, _ = office
+    world = ShopperWorld.build(catalog, discover_facets(catalog), EvalSettings())
+    leaf_titles: dict[tuple[str, ...], list[set[str]]] = {}
+    for item in catalog:
+        leaf_titles.setdefault(item.categories, []).append(set(content_words(item.title)))
+    brand_keys = {item.brand_key for item in catalog if item.brand_key}
+    spoken = 0
+    for n, item in enumerate(catalog):
+        need = SimulatedShopper(Episode(f"e{n}", "u", item.item_id, (), seed=n), world, Vocabulary.VAGUE).need
+        if not need:
+            continue
+        spoken += 1
+        assert not any(ch.isdigit() for ch in need)
+        category_words = {word for level in item.categories for word in content_words(level)}
+        extra = [word for word in need.split() if word not in category_words]
+        assert len(extra) <= 1, (item.title, need)
+        for word in extra:
+            titles = leaf_titles[item.categories]
+            assert sum(word in title for title in titles) >= VAGUE_LEAF_SHARE * len(titles)
+            assert word not in brand_keys and word not in content_words(item.brand)
+    assert spoken / len(catalog) > 0.95
+
+
+def test_paraphrased_need_comes_from_the_stored_paraphrase_only():
+    items = [Item("a", "Stapler", categories=("Desk",)), Item("b", "Tape", categories=("Desk",))]
+    catalog = Catalog(items)
+    world = ShopperWorld.build(
+        catalog, discover_facets(catalog), EvalSettings(), paraphrases={"a": "something to fasten sheets"}
+    )
+    with_one = SimulatedShopper(Episode("e", "u", "a", (), seed=1), world, Vocabulary.PARAPHRASED)
+    without = SimulatedShopper(Episode("e", "u", "b", (), seed=1), world, Vocabulary.PARAPHRASED)
+    assert with_one.need == "something to fasten sheets"
+    assert without.need == "" and without.answers(1)[0].text == NO_PREFERENCE
 
 
 def test_reactions_like_the_target_and_the_users_other_items():
@@ -177,7 +232,7 @@ def test_reactions_like_the_target_and_the_users_other_items():
 
 def test_the_simulator_never_has_access_to_a_system():
     parameters = inspect.signature(SimulatedShopper).parameters
-    assert list(parameters) == ["episode", "world"]
+    assert list(parameters) == ["episode", "world", "vocabulary"]
     world, episodes = _brand_world(0.25)
     shopper = SimulatedShopper(episodes[0], world)
     reachable = [*vars(shopper).values(), *vars(world).values()]
@@ -201,6 +256,8 @@ def test_episodes_take_the_last_item_as_target_and_a_seeded_cap():
     assert len(capped) == 5 and capped == episodes_from_split(split, settings, max_episodes=5)
     assert {episode.episode_id for episode in capped} <= {episode.episode_id for episode in episodes}
     assert len({episode.episode_id for episode in episodes}) == len(episodes)
+    # An episode id names neither the target nor the user: a system that reads it learns nothing.
+    assert all(e.target not in e.episode_id and e.user_id not in e.episode_id for e in episodes)
     tuning = episodes_from_split(split, settings, validation=True)
     assert tuning and [episode.user_id for episode in tuning] == list(split.validation_users)
     assert not {episode.user_id for episode in tuning} & {episode.user_id for episode in episodes}

@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from data.errors import DataError
-from data.settings import Settings, SettingsError, load_settings
+from data.settings import PathSettings, Settings, SettingsError, load_settings
 
 EXIT_DATA_ERROR = 2
 
@@ -81,20 +81,62 @@ def _convert(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _paraphrases(settings: Settings, catalog) -> dict[str, str]:
+    from data.paraphrases import load_paraphrases, paraphrases_for
+
+    return paraphrases_for(catalog, load_paraphrases(settings.paths.paraphrases))
+
+
 def _eval(settings: Settings, args: argparse.Namespace) -> int:
-    from assistant.evaluation import format_table, report_to_json, run_evaluation
+    from assistant.evaluation import format_table, plot_report, report_to_json, run_evaluation
+    from ranking.blend import BlendError
+    from ranking.cross_encoder import RerankerModelError
 
     catalog, interactions = _load_data(settings, args)
+    paraphrases = _paraphrases(settings, catalog) if args.shopper == "paraphrased" else None
     _say(f"Evaluating on {len(catalog):,} items and {len(interactions):,} interactions ...")
-    report = run_evaluation(
+    try:
+        report = run_evaluation(
+            catalog,
+            interactions,
+            settings,
+            answers=tuple(args.answers),
+            systems=args.systems.split(",") if args.systems else None,
+            max_episodes=args.episodes,
+            vocabulary=args.shopper,
+            order=args.order,
+            feedback=args.feedback,
+            paraphrases=paraphrases,
+        )
+    except (RerankerModelError, BlendError) as error:
+        _say(f"error: {error}")
+        return 1
+    print(json.dumps(report_to_json(report), indent=2) if args.json else format_table(report))
+    if args.plot:
+        _say(f"HR@{report.settings.slate_size} against K drawn in {plot_report(report, args.plot)}")
+    return 0
+
+
+def _train_reranker(settings: Settings, args: argparse.Namespace) -> int:
+    from assistant.train_ranking import train_ranking
+
+    catalog, interactions = _load_data(settings, args)
+    paraphrases = _paraphrases(settings, catalog)
+    if not paraphrases:
+        _say(
+            f"no stored paraphrases in {settings.paths.paraphrases}: training on the vague and specific shoppers"
+        )
+    command = "concierge train-reranker" + (" --blend-only" if args.blend_only else "")
+    report = train_ranking(
+        settings,
         catalog,
         interactions,
-        settings.eval,
-        answers=tuple(args.answers),
-        systems=args.systems.split(",") if args.systems else None,
-        max_episodes=args.episodes,
+        paraphrases=paraphrases,
+        progress=not args.quiet,
+        skip_reranker=args.blend_only,
+        command=command,
     )
-    print(json.dumps(report_to_json(report), indent=2) if args.json else format_table(report))
+    print(report.summary())
     return 0
 
 
@@ -123,9 +165,36 @@ def _describe(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _paraphrase(settings: Settings, args: argparse.Namespace) -> int:
+    from assistant.llm import ModelUnavailableError
+    from assistant.paraphrase import benchmark_targets, paraphrase_catalog
+    from data.paraphrases import ParaphrasesLockedError
+
+    catalog, interactions = _load_data(settings, args, need_interactions=args.targets_first)
+    order = None
+    if args.targets_first:
+        order = benchmark_targets(catalog, interactions, settings.eval)
+        _say(f"{len(order):,} benchmark target items first, then the rest of the catalog")
+    try:
+        report = paraphrase_catalog(
+            _with_llm(settings, args),
+            catalog,
+            order=order,
+            limit=args.limit,
+            progress=not args.quiet,
+            redo=args.redo,
+        )
+    except (ModelUnavailableError, ParaphrasesLockedError) as error:
+        _say(f"error: {error}")
+        return 1
+    print(report.summary())
+    return 0
+
+
 def _index(settings: Settings, args: argparse.Namespace) -> int:
     from data.descriptions import descriptions_for_retrieval, load_descriptions
-    from retrieval.index import RetrievalError, build_index
+    from retrieval.errors import RetrievalError
+    from retrieval.index import build_index
     from retrieval.lexical import LexicalIndex
 
     catalog, _ = _load_data(settings, args, need_interactions=False)
@@ -185,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
             "--interactions", type=Path, help="interactions file; default: the bundled sample"
         )
         command.add_argument(
+            "--artifacts",
+            type=Path,
+            help="folder for indexes and trained models (default: settings paths.artifacts, ./artifacts)",
+        )
+        command.add_argument(
             "--strict", action="store_true", help="stop at the first bad row (exit status 2)"
         )
         return command
@@ -200,17 +274,40 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--systems", help="comma-separated system names (default: all registered)")
     evaluate.add_argument("--episodes", type=int, help="cap on the number of test episodes")
     evaluate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    evaluate.add_argument(
+        "--shopper",
+        choices=("vague", "specific", "paraphrased"),
+        default="vague",
+        help="how simulated shoppers word their need (default: vague)",
+    )
+    evaluate.add_argument(
+        "--order",
+        choices=("need-first", "facets-first"),
+        default="need-first",
+        help="which questions shoppers answer first (default: need-first)",
+    )
+    evaluate.add_argument(
+        "--feedback",
+        type=int,
+        default=0,
+        help="how many of their own earlier items shoppers have liked before the slate (default: 0)",
+    )
+    evaluate.add_argument("--plot", type=Path, help="draw HR@10 against K, one line per system, into a PNG")
     evaluate.set_defaults(handler=_eval)
 
     def quiet(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
         command.add_argument("--quiet", action="store_true", help="no progress bars")
         return command
 
-    def llm_options(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    def model_options(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
         command.add_argument(
             "--provider", choices=("none", "local", "openai"), help="language model provider"
         )
         command.add_argument("--model", help="local: 'auto' or a model package; openai: the model name")
+        return command
+
+    def llm_options(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        model_options(command)
         command.add_argument("--limit", type=int, help="describe at most this many items now")
         command.add_argument(
             "--redo",
@@ -225,12 +322,36 @@ def build_parser() -> argparse.ArgumentParser:
         quiet(data_command("describe", "write descriptions for items whose own text is thin"))
     )
     describe.set_defaults(handler=_describe)
+    paraphrase = model_options(
+        quiet(data_command("paraphrase", "write a shopper's paraphrase of every item, for the benchmark"))
+    )
+    paraphrase.add_argument("--limit", type=int, help="paraphrase at most this many items now")
+    paraphrase.add_argument(
+        "--redo", action="store_true", help="write every item again, current records included"
+    )
+    paraphrase.add_argument(
+        "--targets-first",
+        action="store_true",
+        help="first the target items of the benchmark's test and validation episodes, then the rest",
+    )
+    paraphrase.set_defaults(handler=_paraphrase)
     index = quiet(data_command("index", "build or update the vector and lexical indexes"))
     index.add_argument("--rebuild", action="store_true", help="throw the index away and build it anew")
     index.set_defaults(handler=_index)
     build = llm_options(quiet(data_command("build", "describe thin items, then build or update the indexes")))
     build.add_argument("--rebuild", action="store_true", help="throw the index away and build it anew")
     build.set_defaults(handler=_build)
+
+    train = quiet(
+        data_command(
+            "train-reranker",
+            "fine-tune the cross-encoder on train users and fit the blends on validation episodes",
+        )
+    )
+    train.add_argument(
+        "--blend-only", action="store_true", help="keep the trained cross-encoder; only fit the blends again"
+    )
+    train.set_defaults(handler=_train_reranker)
 
     demo = data_command("demo", "build what is missing for the bundled sample and start the assistant")
     demo.add_argument("--check", action="store_true", help="prepare and report, but do not start the server")
@@ -247,6 +368,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _beside_catalog(settings: Settings, args: argparse.Namespace) -> Settings:
+    """With ``--catalog``, generated descriptions and paraphrases are read and written beside that catalog
+    (unless a settings file or variable names them): the bundled sample's belong to the bundled catalog."""
+    if getattr(args, "catalog", None) is None:
+        return settings
+    defaults = PathSettings()
+    folder = Path(args.catalog).parent
+    moved = {
+        name: folder / getattr(defaults, name).name
+        for name in ("descriptions", "paraphrases")
+        if getattr(settings.paths, name) == getattr(defaults, name)
+    }
+    return replace(settings, paths=replace(settings.paths, **moved)) if moved else settings
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -255,11 +391,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             for key, value in (
                 ("catalog", getattr(args, "catalog", None)),
                 ("interactions", getattr(args, "interactions", None)),
+                ("artifacts", getattr(args, "artifacts", None)),
             )
             if value is not None
         }
         settings = load_settings(args.config, paths=paths)
-        return args.handler(settings, args)
+        return args.handler(_beside_catalog(settings, args), args)
     except (DataError, SettingsError) as error:
         _say(f"error: {error}")
         return EXIT_DATA_ERROR

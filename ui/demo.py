@@ -13,11 +13,7 @@ from data.settings import SAMPLE_DIR, Settings
 T = TypeVar("T")
 
 # The parts a full assistant stands on; the ones not listed as ready are reported as not built yet.
-LATER_PARTS = (
-    ("cross-encoder reranker", "fine-tuned relevance of items to the shopper's words"),
-    ("matrix-factorization prior", "collaborative signal from in-session feedback"),
-    ("language model", "paraphrased explanations; templates are used meanwhile"),
-)
+LATER_PARTS = (("language model", "paraphrased explanations; templates are used meanwhile"),)
 
 
 def _step(label: str, work: Callable[[], T]) -> T:
@@ -44,13 +40,15 @@ def ensure_sample(settings: Settings) -> None:
 
 
 def build_service(settings: Settings, *, strict: bool = False):
-    """Load the data and assemble the assistant service, announcing each step."""
+    """Load the data and assemble the assistant service, announcing each step; returns the service and the
+    interactions (the ranking layer trains on them)."""
     from assistant.conversation import FacetedConversation
     from assistant.service import AssistantService
     from data.facets import discover_facets
     from data.load import Policy, load_catalog, load_interactions
     from ranking.baselines import FacetedPopularitySystem
-    from ranking.system import Request, TrainingData
+    from ranking.system import TrainingData
+    from retrieval.profile import Profile
 
     policy = Policy.STRICT if strict else Policy.LENIENT
     catalog, report = _step(
@@ -69,11 +67,11 @@ def build_service(settings: Settings, *, strict: bool = False):
         print(report.summary(), file=sys.stderr)
     facets = _step("Discovering the catalog's facets", lambda: discover_facets(catalog))
     data = TrainingData.build(catalog, facets, interactions)
-    ranker = FacetedPopularitySystem()
+    ranker = FacetedPopularitySystem(settings)
     _step("Counting best sellers", lambda: ranker.fit(data))
 
     def rank(answers: dict[str, str], shown: frozenset[str]):
-        return ranker.score(Request(facets=answers, answered=len(answers), exclude=shown))
+        return ranker.score(Profile.from_answers(answers, answered=len(answers), shown=shown))
 
     conversation = FacetedConversation(catalog, facets, rank, data.item_counts())
     print(f"    catalog: {len(catalog):,} items; interactions: {len(interactions):,}")
@@ -81,13 +79,14 @@ def build_service(settings: Settings, *, strict: bool = False):
     print("    ranking: faceted best sellers (popularity among the items matching every answer)")
     for name, role in LATER_PARTS:
         print(f"    {name}: not built yet ({role})")
-    return AssistantService(conversation)
+    return AssistantService(conversation), interactions
 
 
 def build_indexes(settings: Settings, catalog) -> str:
     """Build or update the vector and lexical indexes; a line saying what happened (never raises)."""
     from data.descriptions import descriptions_for_retrieval, load_descriptions
-    from retrieval.index import RetrievalError, build_index
+    from retrieval.errors import RetrievalError
+    from retrieval.index import build_index
     from retrieval.lexical import LexicalIndex
 
     try:
@@ -100,17 +99,60 @@ def build_indexes(settings: Settings, catalog) -> str:
     return f"==> Indexes ready under {settings.paths.artifacts}: {report.summary()}"
 
 
+def train_ranking_layer(settings: Settings, catalog, interactions) -> str:
+    """Fine-tune the cross-encoder and fit the blends when they are missing; a line saying what happened
+    (never raises). About 20 minutes on 2 cores for the sample: the chat answers meanwhile."""
+    from ranking.cross_encoder import RerankerModelError, read_card
+    from ranking.rerank import RERANKER_FOLDER
+
+    folder = settings.paths.artifacts / RERANKER_FOLDER
+    try:
+        read_card(folder)
+        return f"==> Reranker present in {folder}"
+    except RerankerModelError:
+        pass
+    try:
+        from assistant.train_ranking import train_ranking
+        from data.paraphrases import load_paraphrases, paraphrases_for
+
+        paraphrases = paraphrases_for(catalog, load_paraphrases(settings.paths.paraphrases))
+        report = train_ranking(settings, catalog, interactions, paraphrases=paraphrases, progress=False)
+    except Exception as error:  # a failed background build must never take the chat down
+        return f"==> The reranker could not be trained ({type(error).__name__}: {error}); run concierge train-reranker"
+    return f"==> Reranker trained: {report.model_dir}"
+
+
+def ranking_layer_state(settings: Settings) -> str:
+    """One line on the trained ranking layer: present, or which command makes it."""
+    from ranking.cross_encoder import RerankerModelError, read_card
+    from ranking.rerank import RERANKER_FOLDER
+
+    folder = settings.paths.artifacts / RERANKER_FOLDER
+    try:
+        read_card(folder)
+    except RerankerModelError:
+        return "    cross-encoder reranker and MF prior: not built yet (concierge train-reranker)"
+    return f"    cross-encoder reranker and MF prior: present in {folder}"
+
+
 def run_demo(settings: Settings, *, strict: bool = False, open_server: bool = True) -> int:
     _step("Checking the bundled sample", lambda: ensure_sample(settings))
-    service = build_service(settings, strict=strict)
+    service, interactions = build_service(settings, strict=strict)
     catalog = service.conversation.catalog
     if not open_server:
         built = (settings.paths.artifacts / "chroma").exists() or bool(settings.retrieval.chroma_host)
         print(f"    vector and lexical indexes: {'present' if built else 'not built yet'} (concierge build)")
+        print(ranking_layer_state(settings))
         return 0
-    # The chat does not search the indexes yet, so it opens while they are built or brought up to date.
-    print("==> Building or updating the vector and lexical indexes in the background", flush=True)
-    threading.Thread(target=lambda: print(build_indexes(settings, catalog), flush=True), daemon=True).start()
+    # The chat does not search the indexes or rerank yet, so it opens while they are built or brought up to
+    # date, and then while the ranking layer trains when it is missing.
+    print("==> Building the indexes, then the reranker when missing, in the background", flush=True)
+
+    def prepare() -> None:
+        print(build_indexes(settings, catalog), flush=True)
+        print(train_ranking_layer(settings, catalog, interactions), flush=True)
+
+    threading.Thread(target=prepare, daemon=True).start()
 
     def chat():
         from ui.app import build_app

@@ -1,0 +1,134 @@
+"""Every registered ranking system keeps the ranking contract (tests/ranking_contract.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import ranking.baselines
+import ranking.candidate_systems
+import ranking.rerank
+from data.settings import PathSettings, RankingSettings, Settings
+from ranking.system import RankingSystem, create_system, registered_systems
+from retrieval.embeddings import item_text
+from tests.ranking_contract import CONTRACT_CATALOG, RankingContract
+from tests.retrieval_fixtures import WordsEmbedder
+
+
+def _settings(folder: Path) -> Settings:
+    return Settings(
+        paths=PathSettings(artifacts=folder / "artifacts", descriptions=folder / "descriptions.jsonl"),
+        ranking=RankingSettings(reranker_max_length=48, rerank_depth=8),
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_reranker(tmp_path_factory) -> Path:
+    """A cross-encoder fine-tuned for one epoch on the contract catalog: real training, tiny data."""
+    from ranking.train_cross_encoder import TrainingQuery, ValidationQuery, train_cross_encoder
+
+    texts = {item.item_id: item_text(item) for item in CONTRACT_CATALOG}
+    pairs = [("black ink", "hp61", ("paper", "lamp")), ("desk stapler", "stapler", ("hp61", "toner"))]
+    queries = [
+        TrainingQuery(query, texts[pos], tuple(texts[n] for n in neg), "u") for query, pos, neg in pairs
+    ]
+    validation = [ValidationQuery("black ink", (texts["hp61"], texts["paper"]), 0)]
+    folder = tmp_path_factory.mktemp("reranker") / "reranker"
+    train_cross_encoder(
+        queries,
+        validation,
+        folder,
+        epochs=1,
+        batch_size=4,
+        learning_rate=5e-5,
+        max_length=48,
+        seed=1,
+        progress=False,
+    )
+    return folder
+
+
+class _Baseline(RankingContract):
+    system_name: str
+
+    def make_system(self, folder: Path) -> RankingSystem:
+        return create_system(self.system_name, _settings(folder))
+
+
+class _WithIndexes(RankingContract):
+    system_class: type[RankingSystem]
+
+    def make_system(self, folder: Path) -> RankingSystem:
+        return self.system_class(_settings(folder), embedder=WordsEmbedder())
+
+
+class _WithReranker(_WithIndexes):
+    @pytest.fixture(autouse=True)
+    def _model(self, tmp_path: Path, tiny_reranker: Path) -> None:
+        (tmp_path / "artifacts").mkdir(exist_ok=True)
+        (tmp_path / "artifacts" / "reranker").symlink_to(tiny_reranker, target_is_directory=True)
+
+
+class TestRandom(_Baseline):
+    system_name = "random"
+
+
+class TestPopularity(_Baseline):
+    system_name = "popularity"
+
+
+class TestFacetedPopularity(_Baseline):
+    system_name = "faceted_popularity"
+
+
+class TestLexical(_WithIndexes):
+    system_class = ranking.candidate_systems.LexicalSystem
+
+
+class TestVector(_WithIndexes):
+    system_class = ranking.candidate_systems.VectorSystem
+
+
+class TestVectorDescriptions(_WithIndexes):
+    system_class = ranking.candidate_systems.VectorDescriptionsSystem
+
+
+class TestHybrid(_WithIndexes):
+    system_class = ranking.candidate_systems.HybridSystem
+
+
+class TestBiEncoderOrder(_WithIndexes):
+    system_class = ranking.rerank.BiEncoderOrder
+
+
+class TestHybridPrior(_WithIndexes):
+    system_class = ranking.rerank.HybridPrior
+
+
+class TestUntrainedCrossEncoder(_WithIndexes):
+    system_class = ranking.rerank.UntrainedCrossEncoder
+
+
+class TestCrossEncoder(_WithReranker):
+    system_class = ranking.rerank.CrossEncoderOrder
+
+
+class TestHybridCrossEncoder(_WithReranker):
+    system_class = ranking.rerank.HybridCrossEncoder
+
+
+class TestFullBlend(_WithReranker):
+    system_class = ranking.rerank.FullBlend
+
+
+def test_every_registered_system_has_a_contract_test():
+    tested = {cls.system_name for cls in _Baseline.__subclasses__()}
+    tested |= {
+        cls.system_class.name
+        for base in (_WithIndexes, _WithReranker)
+        for cls in base.__subclasses__()
+        if hasattr(cls, "system_class")
+    }
+    real = {name for name, cls in registered_systems().items() if cls.__module__.startswith("ranking.")}
+    assert real <= tested, f"no contract test for {sorted(real - tested)}"
