@@ -276,6 +276,7 @@ def train_ranking(
             learning_rate=ranking.reranker_learning_rate,
             max_length=ranking.reranker_max_length,
             seed=stable_seed(settings.eval.seed, "reranker"),
+            precision=ranking.reranker_precision,
             progress=progress,
             card={
                 "catalog": str(settings.paths.catalog),

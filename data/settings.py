@@ -99,6 +99,9 @@ class RankingSettings:
     # Validation work per fit: queries that choose the epoch, and episodes that fit the blends' weights.
     reranker_validation_queries: int = 300
     blend_validation_episodes: int = 200
+    # "fp32", or "bf16" (autocast forward passes: 1.7x faster steps on CPUs with native bfloat16).
+    reranker_precision: str = "fp32"
+    # Serving backend: "torch" (fp32), "bf16" or "int8" (ranking/cross_encoder.py).
     reranker_backend: str = "torch"
 
 

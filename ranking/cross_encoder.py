@@ -17,13 +17,13 @@ Backends (``python -m benchmarks.bench_reranker`` measures them):
 
 - ``torch``: fp32, the default.
 - ``bf16``: the same weights run under ``torch.autocast`` in bfloat16. On the project's CPUs (AMD EPYC with
-  AVX-512 BF16) about 1.7 times as fast as fp32 for the same ranking: on a fine-tuned model's 50-candidate calls the
-  per-query Spearman correlation with fp32 was 0.999 and the top 10 the same but for 1%. A CPU without native
+  AVX-512 BF16) about 1.8 times as fast as fp32 for the same ranking: on 50-candidate calls of a fine-tuned model
+  the per-query Spearman correlation with fp32 was 0.999 and 99% of the top 10 the same. A CPU without native
   bfloat16 may run it slower than fp32.
 - ``int8``: the encoder's Linear layers quantised dynamically (``torch.ao.quantization.quantize_dynamic``, weights
   per output channel) except the feed-forward output layers, whose inputs (GELU activations) have the outliers
-  int8 handles worst; the head stays fp32. About as fast as ``bf16`` but lossy: per-query Spearman 0.89 and 78% of
-  the top 10 kept on the same calls (quantising every layer per tensor: 0.69 and 64%).
+  int8 handles worst; the head stays fp32. A little slower than ``bf16`` and lossy: per-query Spearman 0.89 to
+  0.92 and 78% to 81% of the top 10 kept on the same calls (quantising every layer per tensor: 0.69 and 64%).
 
 There is no ``onnx`` backend: ``torch.onnx.export`` imports the ``onnx`` package, which is not installed
 (onnxruntime alone cannot export), and ``optimum`` is not a dependency either. Nothing here changes torch's thread

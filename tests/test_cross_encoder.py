@@ -77,6 +77,18 @@ def _toy_sets() -> tuple[list[TrainingQuery], list[ValidationQuery]]:
     return train, validation
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """One torch thread for these tiny batches: on a busy 2-core machine, two threads waiting on each other
+    made this file several times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def base_model():
     """The packaged MiniLM with the head of seed 0, built once; tests wrap deep copies of it."""
