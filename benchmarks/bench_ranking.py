@@ -43,7 +43,9 @@ SYSTEMS = (
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, help="settings file (TOML)")
-    parser.add_argument("--shoppers", default="vague,paraphrased,specific", help="vocabularies, comma-separated")
+    parser.add_argument(
+        "--shoppers", default="vague,paraphrased,specific", help="vocabularies, comma-separated"
+    )
     parser.add_argument("--feedback", default="0,1", help="liked earlier items, comma-separated counts")
     parser.add_argument("--order", default="need-first", choices=("need-first", "facets-first"))
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated system names")

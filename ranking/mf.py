@@ -232,7 +232,13 @@ class MFPrior:
             self._users == matrix.shape[0]
             and np.array_equal(self._counts, counts)
             and (self.factors, self.iterations, self.regularization, self.alpha, self.seed)
-            == (settings.mf_factors, settings.mf_iterations, settings.mf_regularization, settings.mf_alpha, seed)
+            == (
+                settings.mf_factors,
+                settings.mf_iterations,
+                settings.mf_regularization,
+                settings.mf_alpha,
+                seed,
+            )
         )
 
     def scores(self, liked: Sequence[int] = (), disliked: Sequence[int] = ()) -> np.ndarray:

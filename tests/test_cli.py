@@ -97,7 +97,11 @@ def test_eval_json_on_the_sample():
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert (report["vocabulary"], report["answer_order"], report["feedback"]) == ("specific", "facets-first", 0)
+    assert (report["vocabulary"], report["answer_order"], report["feedback"]) == (
+        "specific",
+        "facets-first",
+        0,
+    )
     by_key = {(row["answers"], row["system"]): row for row in report["results"]}
     assert set(by_key) == {
         (0, "popularity"),
