@@ -78,7 +78,7 @@ class RankingTrainReport:
         if self.reranker is not None:
             for epoch, figures in enumerate(self.reranker.validation, 1):
                 marker = " (kept)" if epoch == self.reranker.best_epoch else ""
-                shown = ", ".join(f"{key} {value:.3f}" for key, value in figures.items())
+                shown = ", ".join(f"{key} {value:.3f}" for key, value in figures.items() if key != "epoch")
                 lines.append(f"    epoch {epoch}: validation {shown}{marker}")
         for name, fit in self.blends.items():
             w = fit.weights
