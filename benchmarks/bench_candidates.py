@@ -82,6 +82,26 @@ EMBED_CHUNK = 10_000
 # The shopper of the documented figures (docs/benchmarks.md, the README): see the module docstring.
 DOCUMENTED_VOCABULARY = Vocabulary.SPECIFIC
 DOCUMENTED_ORDER = Order.FACETS_FIRST
+
+
+def add_shopper_options(parser: argparse.ArgumentParser) -> None:
+    """``--shopper`` and ``--order``, defaulting to the shopper the documented figures were measured with."""
+    parser.add_argument(
+        "--shopper",
+        type=Vocabulary,
+        choices=[Vocabulary.SPECIFIC, Vocabulary.VAGUE],
+        default=DOCUMENTED_VOCABULARY,
+        help="how the simulated shopper words the need (default: %(default)s, as documented)",
+    )
+    parser.add_argument(
+        "--order",
+        type=Order,
+        choices=list(Order),
+        default=DOCUMENTED_ORDER,
+        help="which questions the simulated shopper answers first (default: %(default)s, as documented)",
+    )
+
+
 # The generated catalogs are fixed (not drawn from the evaluation seed), so their cached embeddings serve every run.
 GENERATED_SEED = 0
 _DIGITS = re.compile(r"\d")
@@ -614,20 +634,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--parts", default="recall,latency,eval", help="which parts to run, comma-separated")
     parser.add_argument("--queries", type=int, default=200, help="timed requests per workload and size")
-    parser.add_argument(
-        "--shopper",
-        type=Vocabulary,
-        choices=[Vocabulary.SPECIFIC, Vocabulary.VAGUE],
-        default=DOCUMENTED_VOCABULARY,
-        help="how the simulated shopper words the need (default: %(default)s, as documented)",
-    )
-    parser.add_argument(
-        "--order",
-        type=Order,
-        choices=list(Order),
-        default=DOCUMENTED_ORDER,
-        help="which questions the simulated shopper answers first (default: %(default)s, as documented)",
-    )
+    add_shopper_options(parser)
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     args = parser.parse_args(argv)
     parts = {part.strip() for part in args.parts.split(",") if part.strip()}

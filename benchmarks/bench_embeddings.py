@@ -28,8 +28,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from assistant.simulator import Order, Vocabulary
-from benchmarks.bench_candidates import DOCUMENTED_ORDER, DOCUMENTED_VOCABULARY, _episodes, _profile_sets
+from benchmarks.bench_candidates import _episodes, _profile_sets, add_shopper_options
 from data.load import load_catalog, load_interactions
 from data.settings import load_settings
 from retrieval.embeddings import MAX_TOKENS, _load_model, item_text
@@ -46,20 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--lengths", default="256,128,64", help="window lengths in word pieces, comma-separated"
     )
-    parser.add_argument(
-        "--shopper",
-        type=Vocabulary,
-        choices=[Vocabulary.SPECIFIC, Vocabulary.VAGUE],
-        default=DOCUMENTED_VOCABULARY,
-        help="how the simulated shopper words the need (default: %(default)s, as documented)",
-    )
-    parser.add_argument(
-        "--order",
-        type=Order,
-        choices=list(Order),
-        default=DOCUMENTED_ORDER,
-        help="which questions the simulated shopper answers first (default: %(default)s, as documented)",
-    )
+    add_shopper_options(parser)
     parser.add_argument("--json", action="store_true", help="print JSON instead of lines")
     args = parser.parse_args(argv)
     lengths = [int(length) for length in args.lengths.split(",") if length.strip()]
