@@ -179,11 +179,16 @@ class RerankSystem(HybridSystem):
         return self._weights.blend(parts, feedback=len(profile.liked) + len(profile.disliked))
 
     def score_batch(self, profiles: Sequence[Profile]) -> np.ndarray:
+        return self.score_details(profiles)[0]
+
+    def score_details(
+        self, profiles: Sequence[Profile]
+    ) -> tuple[np.ndarray, list[tuple[np.ndarray, dict[str, np.ndarray]]]]:
+        """The catalog scores and, per profile, the reranked positions with their raw parts."""
         candidates = self.candidates_batch(profiles)
         scores = self.catalog_scores(profiles, candidates)
-        for row, (profile, (positions, parts)) in enumerate(
-            zip(profiles, self.candidate_parts(profiles, candidates), strict=True)
-        ):
+        details = self.candidate_parts(profiles, candidates)
+        for row, (profile, (positions, parts)) in enumerate(zip(profiles, details, strict=True)):
             if not len(positions):
                 continue
             final = self._final(profile, parts)
@@ -192,10 +197,15 @@ class RerankSystem(HybridSystem):
             # Above every other candidate (whose tier is below top + 1) and every non-candidate.
             top = scores[row].max() + 1.0
             scores[row, positions[order]] = top + np.linspace(1.0, 0.0, len(order), endpoint=False)
-        return scores
+        return scores, details
 
-    def parts(self, profile: Profile, positions: Sequence[int], scores: np.ndarray) -> list[ScoreParts]:
-        reranked, raw = self.candidate_parts([profile])[0]
+    def parts(
+        self,
+        positions: Sequence[int],
+        scores: np.ndarray,
+        detail: tuple[np.ndarray, dict[str, np.ndarray]],
+    ) -> list[ScoreParts]:
+        reranked, raw = detail
         normalised = {name: normalise(values) for name, values in raw.items()}
         index = {int(p): i for i, p in enumerate(reranked.tolist())}
         out = []

@@ -193,19 +193,24 @@ class RankingSystem(ABC):
 
     def rank_batch(self, profiles: Sequence[Profile], k: int = 10) -> list[list[Ranked]]:
         """:meth:`rank` for several profiles."""
-        scores = np.asarray(self.score_batch(profiles), dtype=float)
+        scores, details = self.score_details(profiles)
         ranked = []
-        for profile, row in zip(profiles, scores, strict=True):
+        for profile, row, detail in zip(profiles, np.asarray(scores, dtype=float), details, strict=True):
             allowed = self.filter_index.mask(profile_filters(profile, self.facets))
             row = np.where(allowed, np.nan_to_num(row, nan=-np.inf, posinf=np.finfo(float).max), -np.inf)
             order = np.argsort(-row, kind="stable")[: int(allowed.sum())][:k].tolist()
-            parts = self.parts(profile, order, row)
+            parts = self.parts(order, row, detail)
             ranked.append([Ranked(self.item_ids[p], p, part) for p, part in zip(order, parts, strict=True)])
         return ranked
 
-    def parts(self, profile: Profile, positions: Sequence[int], scores: np.ndarray) -> list[ScoreParts]:
-        """The score parts of some items, given the profile's catalog scores; by default the final score only.
-        Systems that blend several parts override it."""
+    def score_details(self, profiles: Sequence[Profile]) -> tuple[np.ndarray, list[object]]:
+        """The scores of :meth:`score_batch` and, per profile, whatever :meth:`parts` needs to explain them
+        (computed in the same pass, so ranking with parts costs one scoring); by default nothing."""
+        return self.score_batch(profiles), [None] * len(profiles)
+
+    def parts(self, positions: Sequence[int], scores: np.ndarray, detail: object) -> list[ScoreParts]:
+        """The score parts of some items from the profile's catalog scores and its :meth:`score_details`; by
+        default the final score only. Systems that blend several parts override both."""
         return [ScoreParts(final=float(scores[p])) for p in positions]
 
 

@@ -12,7 +12,8 @@ import ranking.rerank
 from data.settings import PathSettings, RankingSettings, Settings
 from ranking.system import RankingSystem, create_system, registered_systems
 from retrieval.embeddings import item_text
-from tests.ranking_contract import CONTRACT_CATALOG, RankingContract
+from retrieval.profile import Profile
+from tests.ranking_contract import CONTRACT_CATALOG, RankingContract, contract_training
 from tests.retrieval_fixtures import WordsEmbedder
 
 
@@ -132,3 +133,14 @@ def test_every_registered_system_has_a_contract_test():
     }
     real = {name for name, cls in registered_systems().items() if cls.__module__.startswith("ranking.")}
     assert real <= tested, f"no contract test for {sorted(real - tested)}"
+
+
+def test_a_reranker_ranks_with_parts_from_one_pass_over_the_candidates(tmp_path, monkeypatch):
+    system = ranking.rerank.HybridPrior(_settings(tmp_path), embedder=WordsEmbedder())
+    system.fit(contract_training())
+    calls = []
+    original = system.candidates_batch
+    monkeypatch.setattr(system, "candidates_batch", lambda profiles: calls.append(1) or original(profiles))
+    ranked = system.rank(Profile(need="black ink cartridge"), k=3)
+    assert len(calls) == 1
+    assert ranked[0].parts.retrieval is not None and ranked[0].parts.prior is not None
