@@ -84,6 +84,9 @@ class RankingSettings:
     mf_iterations: int = 15
     mf_regularization: float = 0.05
     mf_alpha: float = 20.0
+    # How far a session's likes move the prior from the average training user to their ALS fold-in (0..1); chosen
+    # on validation episodes (docs/benchmarks.md, "The folded-in like").
+    mf_fold_in_weight: float = 0.25
     # How many of the hybrid's candidates the rerankers reorder (ranking/rerank.py).
     rerank_depth: int = 50
     # The cross-encoder reranker (ranking/cross_encoder.py) and its training (concierge train-reranker).

@@ -11,8 +11,11 @@ steps:
 2. **Likes fold in**: the liked items with factors ``L`` make a one-row user_items matrix, and implicit's own
    ALS user step (``recalculate_user``, what ``recommend(..., recalculate_user=True)`` runs) solves for the
    shopper's vector ``x = (Y'Y + reg * I + (alpha - 1) * sum_{j in L} y_j y_j')^-1 * alpha * sum_{j in L} y_j``;
-   then ``s_i = y_i . x``. A liked new arrival has no factors and adds nothing; when no like has factors, the
-   shopper is cold.
+   then ``s_i = y_i . (x_cold + fold_in_weight * (x - x_cold))`` with ``x_cold`` the mean user of step 1. At
+   ``fold_in_weight`` 1 this is the plain fold-in; below 1 the shopper keeps part of the population's taste, as
+   a like or two is thin evidence (on the sample's validation episodes a plain fold-in of one like loses what the
+   cold term knew: ``mf_fold_in_weight`` in docs/benchmarks.md). A liked new arrival has no factors and adds
+   nothing; when no like has factors, the shopper is cold.
 3. **Dislikes push their neighbours down**: with ``D`` the disliked items with factors,
    ``s_i -= dislike_weight * spread * mean_{d in D} cos(y_i, y_d)``, where ``spread`` is the standard deviation of
    this request's scores of step 1 or 2 over the items with factors, so the push is in the request's own units.
@@ -112,6 +115,8 @@ class MFPrior:
         seed: Seed of the factors' random start; the same seed and data give the same scores.
         dislike_weight: How far a dislike pushes its neighbours down, in standard deviations of the request's
             scores.
+        fold_in_weight: How far likes move the shopper from the average training user towards their fold-in
+            (0: not at all, 1: all the way). A scoring knob: changing it needs no refit.
 
     Raises:
         ValueError: A hyper-parameter out of range.
@@ -127,6 +132,7 @@ class MFPrior:
         iterations: int = 15,
         seed: int = 0,
         dislike_weight: float = 0.5,
+        fold_in_weight: float = 1.0,
     ) -> None:
         for name, value, low in (("factors", factors, 1), ("iterations", iterations, 1)):
             if not isinstance(value, int) or value < low:
@@ -134,6 +140,8 @@ class MFPrior:
         for name, value in (("regularization", regularization), ("dislike_weight", dislike_weight)):
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"MFPrior {name} must be a finite number >= 0, got {value!r}")
+        if not np.isfinite(fold_in_weight) or not 0 <= fold_in_weight <= 1:
+            raise ValueError(f"MFPrior fold_in_weight must be a number from 0 to 1, got {fold_in_weight!r}")
         if not np.isfinite(alpha) or alpha <= 0:
             raise ValueError(f"MFPrior alpha must be a finite number > 0, got {alpha!r}")
         self.factors = factors
@@ -142,6 +150,7 @@ class MFPrior:
         self.iterations = iterations
         self.seed = seed
         self.dislike_weight = float(dislike_weight)
+        self.fold_in_weight = float(fold_in_weight)
         self._item_ids: tuple[str, ...] | None = None
         self._counts = np.zeros(0, dtype=np.int64)
         self._users = 0
@@ -157,6 +166,7 @@ class MFPrior:
             alpha=ranking_settings.mf_alpha,
             iterations=ranking_settings.mf_iterations,
             seed=seed,
+            fold_in_weight=ranking_settings.mf_fold_in_weight,
         )
 
     def fit(self, matrix: sparse.spmatrix, item_ids: Sequence[str]) -> MFPrior:
@@ -265,7 +275,8 @@ class MFPrior:
         users = np.tile(self._cold, (len(liked), 1))
         warm = [row for row, items in enumerate(likes) if len(items)]
         if warm:
-            users[warm] = self._fold_in([likes[row] for row in warm])
+            folded = self._fold_in([likes[row] for row in warm])
+            users[warm] = self._cold + self.fold_in_weight * (folded - self._cold)
         scores = users @ self._factors.T
         pushed = [row for row, items in enumerate(dislikes) if len(items)]
         if pushed:
@@ -329,6 +340,7 @@ class MFPrior:
             "iterations": self.iterations,
             "seed": self.seed,
             "dislike_weight": self.dislike_weight,
+            "fold_in_weight": self.fold_in_weight,
             "users": self._users,
             "interactions": int(self._counts.sum()),
             "reason": self._reason,
@@ -364,7 +376,11 @@ class MFPrior:
                 f"the MF prior in {folder} was made by version {found}, this is version {cls.VERSION}; {rebuild}"
             )
         try:
-            prior = cls(**{key: meta[key] for key in _HYPER_PARAMETERS})
+            # Priors saved before fold_in_weight existed folded likes in all the way.
+            prior = cls(
+                **{key: meta[key] for key in _HYPER_PARAMETERS},
+                fold_in_weight=meta.get("fold_in_weight", 1.0),
+            )
             stored = tuple(str(item_id) for item_id in meta["item_ids"])
             counts = np.asarray(meta["item_counts"], dtype=np.int64).reshape(len(stored))
             users, reason = int(meta["users"]), str(meta["reason"])

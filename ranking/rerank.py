@@ -116,6 +116,7 @@ class RerankSystem(HybridSystem):
         try:
             prior = MFPrior.load(folder, self.item_ids)
             if prior.trained_on(matrix, ranking, seed):
+                prior.fold_in_weight = ranking.mf_fold_in_weight  # a scoring knob, not part of the fit
                 return prior
         except PriorModelError:
             pass

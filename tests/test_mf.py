@@ -234,6 +234,29 @@ def test_non_finite_factors_never_reach_the_scores(prior, tmp_path, caplog):
         assert scores[3] == scores[5] == np.median(np.delete(scores, [3, 5]))
 
 
+@pytest.mark.parametrize("weight", [0.0, 0.25, 1.0])
+def test_fold_in_weight_moves_the_shopper_that_far_from_the_average_user(prior, weight):
+    cold, full = prior.scores(), prior.scores(liked=[0, 2])
+    prior_at = MFPrior(factors=8, fold_in_weight=weight).fit(checkerboard(), ids(N))
+    np.testing.assert_allclose(
+        prior_at.scores(liked=[0, 2]), cold + weight * (full - cold), rtol=1e-9, atol=1e-9
+    )
+    if weight > 0:
+        scores = prior_at.scores(liked=[0, 2])
+        assert scores[EVEN].min() > scores[ODD].max()
+
+
+def test_fold_in_weight_is_saved_and_a_prior_saved_without_it_folds_in_fully(prior, tmp_path):
+    partial = MFPrior(factors=8, fold_in_weight=0.25).fit(checkerboard(), ids(N))
+    partial.save(tmp_path / "partial")
+    assert MFPrior.load(tmp_path / "partial").fold_in_weight == 0.25
+    meta_path = tmp_path / "partial" / "mf_prior.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["fold_in_weight"]
+    meta_path.write_text(json.dumps(meta))
+    assert MFPrior.load(tmp_path / "partial").fold_in_weight == 1.0
+
+
 def test_settings_and_bad_hyper_parameters():
     prior = MFPrior.from_settings(RankingSettings(mf_factors=16, mf_iterations=3, mf_alpha=5.0), seed=7)
     assert (prior.factors, prior.iterations, prior.alpha, prior.regularization, prior.seed) == (
@@ -247,6 +270,10 @@ def test_settings_and_bad_hyper_parameters():
         MFPrior(factors=0)
     with pytest.raises(ValueError, match="alpha must be a finite number > 0"):
         MFPrior(alpha=float("nan"))
+    for weight in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="fold_in_weight must be a number from 0 to 1"):
+            MFPrior(fold_in_weight=weight)
+    assert MFPrior.from_settings(RankingSettings(mf_fold_in_weight=0.5)).fold_in_weight == 0.5
     with pytest.raises(ValueError, match="item_ids names 3 items"):
         MFPrior().fit(checkerboard(), ids(3))
     with pytest.raises(RuntimeError, match="call fit"):
