@@ -3,7 +3,9 @@
 ``concierge train-reranker`` runs :func:`train_ranking`:
 
 1. **Pairs from train users only.** For a seeded sample of ``ranking.reranker_train_users`` training users, the
-   simulated shopper (:mod:`assistant.simulator`) looks for the user's last item and answers K (1 to 5, drawn)
+   simulated shopper (:mod:`assistant.simulator`) looks for the user's last item that no validation or test
+   episode looks for (:func:`held_out_targets`: the shopper's words depend on the item only, so such a positive
+   would teach the model an evaluation episode's exact query) and answers K (1 to 5, drawn)
    questions in the need-first order, in one of the vocabularies the catalog has (``vague`` and ``specific``
    always, ``paraphrased`` for items with a stored paraphrase; drawn per query). The query is the profile text of
    those answers (:func:`retrieval.profile.profile_text`, the same code path as at serving time). The positive is
@@ -90,8 +92,9 @@ class RankingTrainReport:
         return "\n".join(lines)
 
 
-def _train_episodes(split: Split, settings: Settings) -> list[Episode]:
-    """One episode per sampled training user: their last item, their other items."""
+def _train_episodes(split: Split, settings: Settings, held_out: frozenset[str]) -> list[Episode]:
+    """One episode per sampled training user: their last item that is not ``held_out``, their other items (users
+    with nothing else are skipped)."""
     histories = split.train.histories()
     users = sorted(user for user, history in histories.items() if history)
     rng = np.random.default_rng(stable_seed(settings.eval.seed, "reranker", "users"))
@@ -101,11 +104,24 @@ def _train_episodes(split: Split, settings: Settings) -> list[Episode]:
     for index in chosen:
         user = users[index]
         history = histories[user]
-        target = history[-1]
+        target = next((item for item in reversed(history) if item not in held_out), None)
+        if target is None:
+            continue
         seed = stable_seed(settings.eval.seed, "reranker", user)
         others = tuple(item for item in dict.fromkeys(history) if item != target)
         episodes.append(Episode(f"train-{seed:016x}", user, target, others, seed))
     return episodes
+
+
+def held_out_targets(split: Split, settings: Settings) -> frozenset[str]:
+    """The items some validation or test episode looks for. No training query has one as its positive: the
+    simulated shopper says the same words for an item whoever asks, so a positive shared with an evaluation
+    episode would hand the model that episode's exact query and answer."""
+    return frozenset(
+        episode.target
+        for validation in (True, False)
+        for episode in episodes_from_split(split, settings.eval, validation=validation)
+    )
 
 
 def _profiles_for_training(
@@ -252,7 +268,8 @@ def train_ranking(
     split = make_split(catalog, interactions, settings.eval)
     training = TrainingData.from_split(catalog, facets, split)
     world = ShopperWorld.build(catalog, facets, settings.eval, Order.NEED_FIRST, paraphrases)
-    train_episodes = _train_episodes(split, settings)
+    held_out = held_out_targets(split, settings)
+    train_episodes = _train_episodes(split, settings, held_out)
     if not train_episodes:
         raise ValueError("no training user has a history: the cross-encoder has nothing to learn from")
     validation = episodes_from_split(split, settings.eval, validation=True)
@@ -283,6 +300,7 @@ def train_ranking(
                 "interactions": str(settings.paths.interactions),
                 "items": len(catalog),
                 "train_users_sampled": len(train_episodes),
+                "held_out_targets": len(held_out),
                 "validation_episodes": len(validation),
                 "vocabularies": used,
                 "paraphrases": "stored" if paraphrases else "none stored: trained on vague and specific only",
