@@ -19,7 +19,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 KINDS = {
-    ("Kitchen", "Cookware", "Frying Pans"): ["Nonstick Frying Pan", "Cast Iron Skillet", "Stainless Saute Pan"],
+    ("Kitchen", "Cookware", "Frying Pans"): [
+        "Nonstick Frying Pan",
+        "Cast Iron Skillet",
+        "Stainless Saute Pan",
+    ],
     ("Kitchen", "Cookware", "Stock Pots"): ["Stock Pot with Lid", "Enameled Dutch Oven", "Pasta Pot"],
     ("Kitchen", "Utensils", "Knives"): ["Chef Knife", "Paring Knife Set", "Bread Knife"],
     ("Garden", "Tools", "Pruners"): ["Bypass Pruning Shears", "Anvil Pruner", "Hedge Shears"],
@@ -87,7 +91,9 @@ def store(tmp_path_factory):
     artifacts = tmp_path / "store-artifacts"
     data = ("--catalog", str(catalog), "--interactions", str(interactions), "--artifacts", str(artifacts))
     sample_artifacts = ROOT / "artifacts"
-    before = {p: p.stat().st_mtime_ns for p in sample_artifacts.rglob("*")} if sample_artifacts.exists() else {}
+    before = (
+        {p: p.stat().st_mtime_ns for p in sample_artifacts.rglob("*")} if sample_artifacts.exists() else {}
+    )
     runs = {}
     runs["build"] = concierge(tmp_path, "build", *data, "--provider", "none", "--quiet")
     runs["train"] = concierge(tmp_path, "train-reranker", *data, "--quiet")
@@ -104,7 +110,9 @@ def store(tmp_path_factory):
             feedback,
             "--json",
         )
-    after = {p: p.stat().st_mtime_ns for p in sample_artifacts.rglob("*")} if sample_artifacts.exists() else {}
+    after = (
+        {p: p.stat().st_mtime_ns for p in sample_artifacts.rglob("*")} if sample_artifacts.exists() else {}
+    )
     return artifacts, catalog, runs, before, after
 
 
@@ -129,7 +137,9 @@ def test_the_evaluation_reports_every_system_at_every_k(store):
     for name in ("eval0", "eval1"):
         report = json.loads(runs[name].stdout)
         rows = {(row["system"], row["answers"]) for row in report["results"]}
-        assert rows == {(s, k) for s in ("hybrid", "cross_encoder", "hybrid_prior", "blend") for k in (1, 2, 3)}
+        assert rows == {
+            (s, k) for s in ("hybrid", "cross_encoder", "hybrid_prior", "blend") for k in (1, 2, 3)
+        }
         assert report["feedback"] == int(name[-1]) and report["sizes"]["episodes"] > 0
         for row in report["results"]:
             assert 0.0 <= row["metrics"]["hit_rate"]["value"] <= 1.0
