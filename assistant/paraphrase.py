@@ -49,7 +49,7 @@ from data.paraphrases import (
     write_paraphrases,
 )
 from data.schema import Catalog, Interactions, Item
-from data.settings import EvalSettings, Settings
+from data.settings import Settings
 from data.splits import make_split
 
 __all__ = [
@@ -332,15 +332,20 @@ def paraphrase_item(
     return ParaphrasedItem(record, tuple(answers), problems)
 
 
-def benchmark_targets(catalog: Catalog, interactions: Interactions, settings: EvalSettings) -> list[str]:
-    """The target items of the benchmark's test and validation episodes, once each, test users first (the
-    ``paraphrased`` vocabulary is reported on the test episodes).
+def benchmark_targets(catalog: Catalog, interactions: Interactions, settings: Settings) -> list[str]:
+    """The items whose paraphrases the benchmark and the reranker's training use, once each, most needed first:
+    the targets of the test episodes (the ``paraphrased`` rows are reported on them), then the items the
+    reranker's training queries look for (:func:`assistant.train_ranking.training_targets`, never an evaluation
+    target), then the targets of the validation episodes.
 
     A target is the last item of a held-out shopper's history (see :func:`assistant.simulator.episodes_from_split`).
     """
-    split = make_split(catalog, interactions, settings)
-    users = [*split.test_users, *split.validation_users]
-    return list(dict.fromkeys(split.histories[user][-1] for user in users if split.histories.get(user)))
+    from assistant.train_ranking import training_targets
+
+    split = make_split(catalog, interactions, settings.eval)
+    last = [split.histories[user][-1] for user in split.test_users if split.histories.get(user)]
+    validation = [split.histories[user][-1] for user in split.validation_users if split.histories.get(user)]
+    return list(dict.fromkeys([*last, *training_targets(split, settings), *validation]))
 
 
 @dataclass

@@ -124,6 +124,13 @@ def held_out_targets(split: Split, settings: Settings) -> frozenset[str]:
     )
 
 
+def training_targets(split: Split, settings: Settings) -> list[str]:
+    """The items the training queries look for, in training-user order (what a paraphrase run does first after
+    the test targets)."""
+    episodes = _train_episodes(split, settings, held_out_targets(split, settings))
+    return list(dict.fromkeys(episode.target for episode in episodes))
+
+
 def _profiles_for_training(
     episodes: Sequence[Episode], world: ShopperWorld, settings: Settings
 ) -> list[tuple[Episode, Profile, Vocabulary]]:
@@ -303,7 +310,12 @@ def train_ranking(
                 "held_out_targets": len(held_out),
                 "validation_episodes": len(validation),
                 "vocabularies": used,
-                "paraphrases": "stored" if paraphrases else "none stored: trained on vague and specific only",
+                "paraphrases": (
+                    f"{len(paraphrases)} stored, {sum(e.target in paraphrases for e in train_episodes)} of them for "
+                    "training items"
+                    if paraphrases
+                    else "none stored: trained on vague and specific only"
+                ),
                 "training_settings": {"ranking": vars(ranking), "eval": vars(settings.eval)},
                 "command": command,
             },

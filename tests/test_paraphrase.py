@@ -30,7 +30,7 @@ from data.paraphrases import (
     paraphrases_for,
 )
 from data.schema import Catalog, Interaction, Interactions, Item
-from data.settings import EvalSettings, Settings, load_settings
+from data.settings import Settings, load_settings
 from ui.cli import main
 
 STAPLER = Item(
@@ -367,10 +367,23 @@ def small_benchmark(tmp_path: Path) -> tuple[Path, Path, Catalog, Interactions]:
     return catalog_path, interactions_path, Catalog(items), Interactions(events)
 
 
-def test_benchmark_targets_are_the_last_items_of_test_then_validation_users(tmp_path):
+def test_benchmark_targets_are_test_targets_then_training_items_then_validation_targets(tmp_path):
     _, _, catalog, interactions = small_benchmark(tmp_path)
-    # Seed 13 holds out u9 (i9, i0, i1) for test and u3 (i3, i4, i5) for validation.
-    assert benchmark_targets(catalog, interactions, EvalSettings()) == ["i1", "i5"]
+    # Seed 13 holds out u9 (i9, i0, i1) for test and u3 (i3, i4, i5) for validation, and makes i3 a new arrival
+    # (out of training histories). Training user u owns i(u), i(u+1), i(u+2); their training item is the last
+    # one that is neither a new arrival nor an evaluation target: u0 i2, u1 i2 (i3 is new), u2 i4, u4 i6 (not
+    # i5, u3's target), u5 i7, u6 i8, u7 i9, u8 i0.
+    assert benchmark_targets(catalog, interactions, Settings()) == [
+        "i1",
+        "i2",
+        "i4",
+        "i6",
+        "i7",
+        "i8",
+        "i9",
+        "i0",
+        "i5",
+    ]
 
 
 def test_the_cli_does_the_benchmark_targets_first(tmp_path, monkeypatch, capsys):
@@ -381,9 +394,9 @@ def test_the_cli_does_the_benchmark_targets_first(tmp_path, monkeypatch, capsys)
     with_model(monkeypatch, FASTEN)
     args = ["paraphrase", "--catalog", str(catalog_path), "--interactions", str(interactions_path)]
     assert main([*args, "--provider", "local", "--targets-first", "--limit", "4", "--quiet"]) == 0
-    assert [record["item_id"] for record in lines(tmp_path / "out.jsonl")] == ["i1", "i5", "i0", "i2"]
+    assert [record["item_id"] for record in lines(tmp_path / "out.jsonl")] == ["i1", "i2", "i4", "i6"]
     captured = capsys.readouterr()
-    assert "2 benchmark target items first" in captured.err
+    assert "9 items first (test targets, the reranker's training items, validation targets)" in captured.err
     assert captured.out.startswith("10 items: 0 cached, 4 paraphrased")
     assert main([*args, "--targets-first"]) == 1
     assert "paraphrases need a model" in capsys.readouterr().err

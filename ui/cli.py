@@ -173,8 +173,11 @@ def _paraphrase(settings: Settings, args: argparse.Namespace) -> int:
     catalog, interactions = _load_data(settings, args, need_interactions=args.targets_first)
     order = None
     if args.targets_first:
-        order = benchmark_targets(catalog, interactions, settings.eval)
-        _say(f"{len(order):,} benchmark target items first, then the rest of the catalog")
+        order = benchmark_targets(catalog, interactions, settings)
+        _say(
+            f"{len(order):,} items first (test targets, the reranker's training items, validation targets), "
+            "then the rest of the catalog"
+        )
     try:
         report = paraphrase_catalog(
             _with_llm(settings, args),
@@ -332,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     paraphrase.add_argument(
         "--targets-first",
         action="store_true",
-        help="first the target items of the benchmark's test and validation episodes, then the rest",
+        help="first the test targets, the reranker's training items and the validation targets, then the rest",
     )
     paraphrase.set_defaults(handler=_paraphrase)
     index = quiet(data_command("index", "build or update the vector and lexical indexes"))
