@@ -93,9 +93,6 @@ class RankingSettings:
     # Word pieces of a (profile text, item text) pair: the profile text, title, brand and category path fit in 64;
     # reading 128 costs twice the time for description text (benchmarks/bench_reranker.py).
     reranker_max_length: int = 64
-    # Transformer layers of the packaged MiniLM the reranker keeps (1..6): 3 scores twice as fast
-    # (docs/benchmarks.md, "Scoring speed").
-    reranker_layers: int = 6
     reranker_batch_size: int = 32
     reranker_epochs: int = 2
     reranker_learning_rate: float = 5e-5

@@ -122,7 +122,7 @@ def quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def base_cross_encoder(max_length: int = 128, seed: int = 0, layers: int | None = None) -> CrossEncoder:
+def base_cross_encoder(max_length: int = 128, seed: int = 0) -> CrossEncoder:
     """The packaged MiniLM as a fresh sentence-transformers ``CrossEncoder`` with one output and a new head.
 
     The head is drawn from BERT's own initialisation (normal weights with the config's ``initializer_range``,
@@ -132,12 +132,6 @@ def base_cross_encoder(max_length: int = 128, seed: int = 0, layers: int | None 
     Args:
         max_length: Word pieces read of a (query, text) pair.
         seed: Seed of the head's initialisation.
-        layers: Keep only the first ``layers`` transformer layers (``None``: all six): a model that scores
-            ``6 / layers`` times faster, fine-tuned from the same weights. The saved config records the count,
-            so a saved model loads with it.
-
-    Raises:
-        ValueError: ``layers`` is not between 1 and the packaged model's layer count.
     """
     _check_options("torch", max_length, 1)
     # Imported here: sentence-transformers and torch take seconds to import.
@@ -152,12 +146,6 @@ def base_cross_encoder(max_length: int = 128, seed: int = 0, layers: int | None 
             max_length=max_length,
             local_files_only=True,
         )
-    if layers is not None:
-        encoder, config = model.model.bert.encoder, model.model.config
-        if not 1 <= layers <= len(encoder.layer):
-            raise ValueError(f"the cross-encoder has {len(encoder.layer)} layers; cannot keep {layers}")
-        encoder.layer = torch.nn.ModuleList(list(encoder.layer)[:layers])
-        config.num_hidden_layers = layers
     head = model.model.classifier
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():

@@ -245,7 +245,6 @@ def train_cross_encoder(
     max_length: int,
     seed: int,
     precision: str = "fp32",
-    layers: int | None = None,
     progress: bool = True,
     card: Mapping[str, object] | None = None,
 ) -> TrainReport:
@@ -262,8 +261,6 @@ def train_cross_encoder(
         seed: Seed of the head, dropout and query order.
         precision: ``"fp32"``, or ``"bf16"`` to run the forward passes under bfloat16 autocast (see the module
             docstring).
-        layers: Transformer layers kept of the packaged model (``None``: all; see
-            :func:`ranking.cross_encoder.base_cross_encoder`).
         progress: Show tqdm progress bars.
         card: More card fields from the caller (what the data was, the command that reproduces the model); they
             may not replace the fields this function writes.
@@ -297,7 +294,6 @@ def train_cross_encoder(
         "max_length": max_length,
         "seed": seed,
         "precision": precision,
-        "layers": layers,
         "loss": LOSS,
         "optimizer": f"AdamW (weight decay {WEIGHT_DECAY})",
         "schedule": f"linear warm-up over {WARMUP_SHARE:.0%} of the steps, then linear decay to 0",
@@ -305,7 +301,7 @@ def train_cross_encoder(
         "frozen": "word-piece embeddings",
         "primary_metric": PRIMARY_METRIC,
     }
-    model = base_cross_encoder(max_length, seed, layers)
+    model = base_cross_encoder(max_length, seed)
     trained = _trainable(model)
     scorer = CrossEncoderScorer(model, "training", batch_size=batch_size, cache_size=0)
     shuffler = random.Random(seed)

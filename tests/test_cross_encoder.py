@@ -314,28 +314,3 @@ def test_training_and_validation_queries_are_checked() -> None:
         "hr@10": 0.0,
         "mrr": 0.0,
     }
-
-
-def test_a_model_with_fewer_layers_trains_saves_and_loads_with_them(tmp_path: Path) -> None:
-    train, validation = _toy_sets()
-    report = train_cross_encoder(
-        train,
-        validation,
-        tmp_path / "two",
-        epochs=1,
-        batch_size=5,
-        learning_rate=3e-4,
-        max_length=LENGTH,
-        seed=0,
-        layers=2,
-        progress=False,
-        card={"command": "pytest"},
-    )
-    assert read_card(tmp_path / "two")["settings"]["layers"] == 2
-    loaded = load_scorer(tmp_path / "two")
-    assert loaded.name == report.model_id
-    assert len(loaded._model.model.bert.encoder.layer) == 2
-    assert loaded._model.model.config.num_hidden_layers == 2
-    assert np.isfinite(loaded.score("stapler", ["a stapler", "a pen"])).all()
-    with pytest.raises(ValueError, match="the cross-encoder has 6 layers; cannot keep 7"):
-        cross_encoder.base_cross_encoder(LENGTH, layers=7)
