@@ -60,6 +60,9 @@ LEXICAL = "lexical"
 VECTOR = "vector"
 DESCRIPTIONS = "descriptions"
 POPULARITY = "popularity"
+# How long an evaluation waits for another one building the same candidate index (a build of the sample takes
+# about a minute on 2 cores).
+CACHE_LOCK_WAIT_SECONDS = 600.0
 
 
 def fusion_weights(retrieval: RetrievalSettings) -> tuple[dict[str, float], dict[str, float]]:
@@ -160,8 +163,15 @@ class CandidateSystem(RankingSystem):
             retrieval=replace(settings.retrieval, chroma_host=""),
         )
         # The evaluation's own cache: one made by an older version is rebuilt, not refused.
+        # Two evaluations of one catalog share this cache: the second waits while the first writes it.
         report = build_index(
-            store, catalog, descriptions, progress=False, embedder=embedder, replace_outdated=True
+            store,
+            catalog,
+            descriptions,
+            progress=False,
+            embedder=embedder,
+            replace_outdated=True,
+            wait_for_lock=CACHE_LOCK_WAIT_SECONDS,
         )
         if report.replaced_outdated:
             logger.warning("rebuilt the candidate index in %s (made by another version)", folder)

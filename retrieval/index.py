@@ -480,6 +480,7 @@ def build_index(
     progress: bool = True,
     embedder: TextEmbedder | None = None,
     replace_outdated: bool = False,
+    wait_for_lock: float = 0.0,
 ) -> SyncReport:
     """Build the index, or bring an existing one up to date (the entry point of ``concierge index``).
 
@@ -493,6 +494,8 @@ def build_index(
         replace_outdated: Rebuild an index made by another model or schema version instead of refusing it
             (:attr:`SyncReport.replaced_outdated` says so): for indexes that are only derived data, such as the
             demo's and an evaluation's own.
+        wait_for_lock: Seconds to wait for another process that is writing the same embedded store (then this
+            sync finds the index current); 0 refuses at once.
 
     Raises:
         RetrievalError: The index is locked, damaged, built otherwise (without ``rebuild`` or
@@ -504,7 +507,7 @@ def build_index(
     """
     embedder = embedder or get_embedder(settings.retrieval.embedding_batch_size)
     store = ChromaStore(settings)
-    with store.write_lock():
+    with store.write_lock(wait_for_lock):
         if rebuild:
             _clear(store)
         try:

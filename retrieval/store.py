@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from chromadb.api import ClientAPI
 
 LOCK_FILE = "concierge-write.lock"
+# How often a writer that waits for the lock tries again.
+LOCK_POLL_SECONDS = 0.2
 # What Chroma keeps in its directory; a rebuild of a damaged store removes exactly these.
 _CHROMA_FILES = re.compile(r"chroma\.sqlite3(-wal|-shm|-journal)?|[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}")
 
@@ -116,8 +119,9 @@ class ChromaStore:
             raise self._corrupt(error) from error
 
     @contextlib.contextmanager
-    def write_lock(self) -> Iterator[None]:
-        """Hold the one-writer lock of an embedded store for the duration; fail at once if it is taken.
+    def write_lock(self, wait: float = 0.0) -> Iterator[None]:
+        """Hold the one-writer lock of an embedded store for the duration; fail if it is taken, at once or after
+        waiting ``wait`` seconds for its holder to finish.
 
         The kernel drops an ``flock`` when its holder exits, however it exits, so a killed build never leaves
         a stale lock behind.
@@ -127,18 +131,25 @@ class ChromaStore:
             return
         self.path.mkdir(parents=True, exist_ok=True)
         lock_path = self.path / LOCK_FILE
+        deadline = time.monotonic() + wait
         with lock_path.open("a+", encoding="utf-8") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as error:
-                if error.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                handle.seek(0)
-                holder = handle.read().strip() or "unknown"
-                raise IndexLockedError(
-                    f"The retrieval index at {self.path} is being written by another process (pid {holder}, "
-                    f"lock file {lock_path}). Wait for it to finish, or stop it, then try again."
-                ) from None
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as error:
+                    if error.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() < deadline:
+                        time.sleep(LOCK_POLL_SECONDS)
+                        continue
+                    handle.seek(0)
+                    holder = handle.read().strip() or "unknown"
+                    waited = f" after waiting {wait:g} s" if wait else ""
+                    raise IndexLockedError(
+                        f"The retrieval index at {self.path} is being written by another process (pid {holder}, "
+                        f"lock file {lock_path}){waited}. Wait for it to finish, or stop it, then try again."
+                    ) from None
             try:
                 handle.truncate(0)
                 handle.write(str(os.getpid()))

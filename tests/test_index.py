@@ -10,6 +10,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -52,6 +54,8 @@ def _hash_catalog(n: int) -> Catalog:
 _OFFLINE_CHILD = """
 import socket
 import sys
+import threading
+import time
 from pathlib import Path
 
 def refuse(*args, **kwargs):
@@ -156,6 +160,8 @@ def test_an_interrupted_sync_leaves_a_usable_index_and_the_next_one_resumes(
 
 _KILLED_CHILD = """
 import sys
+import threading
+import time
 import time
 from pathlib import Path
 
@@ -294,6 +300,25 @@ def test_a_second_writer_is_refused_while_readers_carry_on(tmp_path: Path) -> No
                 index.sync(small_catalog(), {}, progress=False)
     report = build_index(config, small_catalog(), {}, progress=False, embedder=HashEmbedder())
     assert report.items.unchanged == 10
+
+
+def test_a_writer_that_waits_gets_the_lock_when_the_holder_lets_go(tmp_path: Path) -> None:
+    config = embedded_settings(tmp_path)
+    build_index(config, small_catalog(), {}, progress=False, embedder=HashEmbedder())
+    held = (tmp_path / "chroma" / LOCK_FILE).open("a+")
+    fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    held.write("4242")
+    held.flush()
+    with pytest.raises(IndexLockedError, match=r"pid 4242.*after waiting 0\.3 s"):
+        build_index(config, small_catalog(), {}, progress=False, embedder=HashEmbedder(), wait_for_lock=0.3)
+    release = threading.Timer(0.5, held.close)
+    release.start()
+    started = time.monotonic()
+    report = build_index(
+        config, small_catalog(), {}, progress=False, embedder=HashEmbedder(), wait_for_lock=30
+    )
+    assert report.items.unchanged == 10 and 0.4 < time.monotonic() - started < 30
+    release.join()
 
 
 def test_query_checks_its_input(tmp_path: Path) -> None:
