@@ -21,7 +21,8 @@ The blends' weights are those ``concierge train-reranker`` fitted on validation 
 model, :func:`ranking.blend.load_blend`); without them the defaults of :class:`ranking.blend.BlendWeights` are used
 and a warning says so. The MF prior is the one ``concierge train-reranker`` saved when it was fitted on the same
 training interactions, else fitted in :meth:`RerankSystem.fit` (about a second on the sample), so it never sees a
-test shopper.
+test shopper. A new arrival among the candidates gets the candidates' median prior
+(:func:`neutral_for_new_arrivals`).
 """
 
 from __future__ import annotations
@@ -60,6 +61,23 @@ BI_ENCODER = "bi_encoder"
 UNTRAINED = "untrained"
 RERANKER_FOLDER = "reranker"
 PRIOR_FOLDER = "mf"
+
+
+def neutral_for_new_arrivals(prior: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """The candidates' prior scores with each new arrival's (``known`` false: no training interaction) set to the
+    median of the other candidates': the prior has no evidence about it, so among these candidates it neither
+    lifts nor sinks it. (The MF prior's own neutral value, the median over the whole catalog, sits below most
+    candidates, which retrieval picked and which tend to be popular: weighted in a blend, it hid new arrivals.)
+
+    Example:
+        >>> neutral_for_new_arrivals(np.array([5.0, 0.0, 1.0, 3.0]), np.array([True, False, True, True])).tolist()
+        [5.0, 3.0, 1.0, 3.0]
+    """
+    prior = np.asarray(prior, dtype=float).copy()
+    known = np.asarray(known, dtype=bool)
+    if known.any() and not known.all():
+        prior[~known] = np.median(prior[known])
+    return prior
 
 
 class RerankSystem(HybridSystem):
@@ -161,7 +179,9 @@ class RerankSystem(HybridSystem):
                     scores[name] = self._scorer.score(queries[row], texts, keys=positions.tolist())
             if PRIOR in wanted and self.prior is not None:
                 liked, disliked = self._known(profile.liked), self._known(profile.disliked)
-                scores[PRIOR] = self.prior.scores(liked, disliked)[positions]
+                scores[PRIOR] = neutral_for_new_arrivals(
+                    self.prior.scores(liked, disliked)[positions], self.prior.known[positions]
+                )
             if vectors is not None:
                 scores[BI_ENCODER] = self._vectors[positions] @ vectors[row]
             out.append((positions, scores))

@@ -111,3 +111,16 @@ def test_fit_refuses_nothing_to_fit_and_unknown_parts():
         fit_blend([])
     with pytest.raises(ValueError, match="unknown blend parts"):
         fit_blend([BlendExample({"retrieval": np.zeros(3)}, 0)], parts=("magic",))
+
+
+def test_new_arrivals_get_the_median_prior_of_the_known_candidates():
+    from ranking.rerank import neutral_for_new_arrivals
+
+    prior = np.array([4.0, -9.0, 2.0, 0.0, -9.0])
+    known = np.array([True, False, True, True, False])
+    out = neutral_for_new_arrivals(prior, known)
+    assert out.tolist() == [4.0, 2.0, 2.0, 0.0, 2.0]
+    assert prior.tolist() == [4.0, -9.0, 2.0, 0.0, -9.0]  # the input is left alone
+    # Nothing to compare with, or nothing to replace: unchanged.
+    assert neutral_for_new_arrivals(prior, np.zeros(5, bool)).tolist() == prior.tolist()
+    assert neutral_for_new_arrivals(prior, np.ones(5, bool)).tolist() == prior.tolist()
