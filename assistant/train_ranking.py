@@ -6,8 +6,8 @@
    simulated shopper (:mod:`assistant.simulator`) looks for the user's last item that no validation or test
    episode looks for (:func:`held_out_targets`: the shopper's words depend on the item only, so such a positive
    would teach the model an evaluation episode's exact query) and answers K (1 to 5, drawn)
-   questions in the need-first order, in one of the vocabularies the catalog has (``vague`` and ``specific``
-   always, ``paraphrased`` for items with a stored paraphrase; drawn per query). The query is the profile text of
+   questions in the need-first order: once in the ``vague`` or the ``specific`` vocabulary (drawn), and once
+   more in the ``paraphrased`` one where the item has a stored paraphrase. The query is the profile text of
    those answers (:func:`retrieval.profile.profile_text`, the same code path as at serving time). The positive is
    that item; negatives are ``reranker_hard_negatives`` drawn from the hybrid's first 30 candidates for the same
    profile minus every item of the user, then ``reranker_random_negatives`` drawn from the rest of the catalog.
@@ -132,20 +132,25 @@ def training_targets(split: Split, settings: Settings) -> list[str]:
 
 
 def _profiles_for_training(
-    episodes: Sequence[Episode], world: ShopperWorld, settings: Settings
+    episodes: Sequence[Episode], world: ShopperWorld
 ) -> list[tuple[Episode, Profile, Vocabulary]]:
+    """Each episode's training profiles: one in the vague or the specific vocabulary (drawn), and one more in the
+    paraphrased vocabulary where the target has a stored paraphrase, each after K answers (drawn, 1 to 5).
+
+    Every stored paraphrase is used: it is the scarcest vocabulary and the only one whose words the item's own
+    text lacks, which is what the cross-encoder must learn to bridge."""
     out = []
     for episode in episodes:
         rng = np.random.default_rng(stable_seed(episode.seed, "query"))
-        vocabularies = [Vocabulary.VAGUE, Vocabulary.SPECIFIC]
+        literal = (Vocabulary.VAGUE, Vocabulary.SPECIFIC)[int(rng.integers(2))]
+        vocabularies = [literal]
         if episode.target in world.paraphrases:
             vocabularies.append(Vocabulary.PARAPHRASED)
-        vocabulary = vocabularies[int(rng.integers(len(vocabularies)))]
-        shopper = SimulatedShopper(episode, world, vocabulary)
-        k = int(rng.integers(1, 6))
-        profile = shopper.profile(k)
-        if profile.need or profile.constraints:
-            out.append((episode, profile, vocabulary))
+        for vocabulary in vocabularies:
+            shopper = SimulatedShopper(episode, world, vocabulary)
+            profile = shopper.profile(int(rng.integers(1, 6)))
+            if profile.need or profile.constraints:
+                out.append((episode, profile, vocabulary))
     return out
 
 
@@ -159,7 +164,7 @@ def mine_training_queries(
     """The cross-encoder's training queries (rules in the module docstring) and how many per vocabulary."""
     ranking = settings.ranking
     catalog = world.catalog
-    rows = _profiles_for_training(episodes, world, settings)
+    rows = _profiles_for_training(episodes, world)
     found = hybrid.candidates_batch([profile for _, profile, _ in rows])
     queries, used = [], {}
     for (episode, profile, vocabulary), candidates in zip(rows, found, strict=True):
