@@ -21,8 +21,8 @@ The blends' weights are those ``concierge train-reranker`` fitted on validation 
 model, :func:`ranking.blend.load_blend`); without them the defaults of :class:`ranking.blend.BlendWeights` are used
 and a warning says so. The MF prior is the one ``concierge train-reranker`` saved when it was fitted on the same
 training interactions, else fitted in :meth:`RerankSystem.fit` (about a second on the sample), so it never sees a
-test shopper. A new arrival among the candidates gets the prior its content parts imply
-(:func:`prior_for_new_arrivals`).
+test shopper. A new arrival among the candidates gets the candidates' median prior
+(:func:`neutral_for_new_arrivals`).
 """
 
 from __future__ import annotations
@@ -63,37 +63,20 @@ RERANKER_FOLDER = "reranker"
 PRIOR_FOLDER = "mf"
 
 
-def prior_for_new_arrivals(
-    prior: np.ndarray, known: np.ndarray, content: Sequence[np.ndarray] = ()
-) -> np.ndarray:
-    """The candidates' prior scores, with each new arrival's (``known`` false: no training interaction) taken from
-    what the content parts say of it: the prior has no evidence about a new arrival, so it agrees with the content.
-
-    Its value is the known candidates' mean prior plus their standard deviation times the item's mean standard
-    score over the ``content`` parts (retrieval, cross-encoder: one array per part, over the same candidates), so
-    that after :func:`ranking.blend.normalise` a new arrival ranks as the blend of its content parts alone would
-    rank it. Without content parts it gets the known candidates' median. (The MF prior's own neutral value, the
-    median over the whole catalog, sits below most candidates, which retrieval picked and which tend to be popular:
-    weighted in a blend, it hid new arrivals; the candidates' median still held back the ones content put first.)
+def neutral_for_new_arrivals(prior: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """The candidates' prior scores with each new arrival's (``known`` false: no training interaction) set to the
+    median of the other candidates': the prior has no evidence about it, so among these candidates it neither
+    lifts nor sinks it. (The MF prior's own neutral value, the median over the whole catalog, sits below most
+    candidates, which retrieval picked and which tend to be popular: weighted in a blend, it hid new arrivals.)
 
     Example:
-        >>> known = np.array([True, False, True, True])
-        >>> prior_for_new_arrivals(np.array([5.0, 0.0, 1.0, 3.0]), known).tolist()
+        >>> neutral_for_new_arrivals(np.array([5.0, 0.0, 1.0, 3.0]), np.array([True, False, True, True])).tolist()
         [5.0, 3.0, 1.0, 3.0]
-        >>> retrieval = np.array([0.0, 3.0, 1.0, 2.0])  # the new arrival leads on content
-        >>> out = prior_for_new_arrivals(np.array([5.0, 0.0, 1.0, 3.0]), known, [retrieval])
-        >>> bool(out[1] > 3.0), out[[0, 2, 3]].tolist()
-        (True, [5.0, 1.0, 3.0])
     """
     prior = np.asarray(prior, dtype=float).copy()
     known = np.asarray(known, dtype=bool)
-    if not known.any() or known.all():
-        return prior
-    if not content:
+    if known.any() and not known.all():
         prior[~known] = np.median(prior[known])
-        return prior
-    standing = np.mean([normalise(part) for part in content], axis=0)
-    prior[~known] = prior[known].mean() + prior[known].std() * standing[~known]
     return prior
 
 
@@ -196,10 +179,8 @@ class RerankSystem(HybridSystem):
                     scores[name] = self._scorer.score(queries[row], texts, keys=positions.tolist())
             if PRIOR in wanted and self.prior is not None:
                 liked, disliked = self._known(profile.liked), self._known(profile.disliked)
-                scores[PRIOR] = prior_for_new_arrivals(
-                    self.prior.scores(liked, disliked)[positions],
-                    self.prior.known[positions],
-                    [scores[part] for part in (RETRIEVAL, CROSS_ENCODER) if part in scores],
+                scores[PRIOR] = neutral_for_new_arrivals(
+                    self.prior.scores(liked, disliked)[positions], self.prior.known[positions]
                 )
             if vectors is not None:
                 scores[BI_ENCODER] = self._vectors[positions] @ vectors[row]

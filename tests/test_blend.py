@@ -113,40 +113,14 @@ def test_fit_refuses_nothing_to_fit_and_unknown_parts():
         fit_blend([BlendExample({"retrieval": np.zeros(3)}, 0)], parts=("magic",))
 
 
-def test_new_arrivals_get_the_median_prior_of_the_known_candidates_without_content_parts():
-    from ranking.rerank import prior_for_new_arrivals
+def test_new_arrivals_get_the_median_prior_of_the_known_candidates():
+    from ranking.rerank import neutral_for_new_arrivals
 
     prior = np.array([4.0, -9.0, 2.0, 0.0, -9.0])
     known = np.array([True, False, True, True, False])
-    out = prior_for_new_arrivals(prior, known)
+    out = neutral_for_new_arrivals(prior, known)
     assert out.tolist() == [4.0, 2.0, 2.0, 0.0, 2.0]
     assert prior.tolist() == [4.0, -9.0, 2.0, 0.0, -9.0]  # the input is left alone
     # Nothing to compare with, or nothing to replace: unchanged.
-    assert prior_for_new_arrivals(prior, np.zeros(5, bool), [np.arange(5.0)]).tolist() == prior.tolist()
-    assert prior_for_new_arrivals(prior, np.ones(5, bool), [np.arange(5.0)]).tolist() == prior.tolist()
-
-
-def test_a_new_arrival_ranks_in_the_blend_as_its_content_parts_rank_it():
-    from ranking.rerank import prior_for_new_arrivals
-
-    rng = np.random.default_rng(3)
-    retrieval, cross = rng.normal(size=40), rng.normal(size=40)
-    retrieval[:2], cross[:2] = (3.0, 2.5), (3.0, 2.5)  # item 0 leads on content, item 1 is second
-    prior = rng.normal(size=40)
-    prior[1] = 4.0  # and item 1 is popular
-    known = np.ones(40, bool)
-    known[[0, 7]] = False  # item 0 is a new arrival, and one more
-    median = prior_for_new_arrivals(prior, known)
-    weights = BlendWeights(retrieval=1.0, cross_encoder=1.0, prior=1.0, prior_per_feedback=0.0)
-    held_back = weights.blend({"retrieval": retrieval, "cross_encoder": cross, "prior": median}, feedback=0)
-    assert int(np.argmax(held_back)) == 1  # the median prior let a popular item pass the content's favourite
-    content = [retrieval, cross]
-    filled = prior_for_new_arrivals(prior, known, content)
-    assert np.array_equal(filled[known], prior[known])
-    final = weights.blend({"retrieval": retrieval, "cross_encoder": cross, "prior": filled}, feedback=0)
-    # The content's favourite stays first: the prior, lacking evidence, agrees with the content.
-    assert int(np.argmax(final)) == 0
-    expected = prior[known].mean() + prior[known].std() * np.mean(
-        [normalise(retrieval), normalise(cross)], axis=0
-    )
-    assert np.allclose(filled[~known], expected[~known])
+    assert neutral_for_new_arrivals(prior, np.zeros(5, bool)).tolist() == prior.tolist()
+    assert neutral_for_new_arrivals(prior, np.ones(5, bool)).tolist() == prior.tolist()
