@@ -88,6 +88,12 @@ class RankingTrainReport:
                 f"  blend {name}: retrieval {w.retrieval:g}, cross-encoder {w.cross_encoder:g}, prior {w.prior:g} "
                 f"+ {w.prior_per_feedback:g}/feedback, diversity {w.diversity:g}; validation NDCG@10 "
                 f"{fit.ndcg:.3f}, HR@10 {fit.hit_rate:.3f}"
+                + (
+                    f", new arrivals {fit.new_arrival_hit_rate:.3f} (retrieval order "
+                    f"{fit.retrieval_new_arrival_hit_rate:.3f})"
+                    if fit.new_arrival_hit_rate is not None
+                    else ""
+                )
             )
         return "\n".join(lines)
 
@@ -231,10 +237,15 @@ def validation_queries(
 
 
 def blend_examples(
-    episodes: Sequence[Episode], world: ShopperWorld, system: FullBlend, feedback: int
+    episodes: Sequence[Episode],
+    world: ShopperWorld,
+    system: FullBlend,
+    feedback: int,
+    new_items: frozenset[str] = frozenset(),
 ) -> list[BlendExample]:
-    """Validation episodes (vague, need-first, K = 1..5) as the blend fit sees them."""
-    profiles, targets = [], []
+    """Validation episodes (vague, need-first, K = 1..5) as the blend fit sees them; ``new_items``: the split's new
+    arrivals (their episodes are marked, for the fit's new-arrival floor)."""
+    profiles, targets, fresh = [], [], []
     for episode in episodes:
         shopper = SimulatedShopper(episode, world, Vocabulary.VAGUE)
         for k in range(1, 6):
@@ -243,9 +254,10 @@ def blend_examples(
                 continue
             profiles.append(profile)
             targets.append(world.catalog.position(episode.target))
+            fresh.append(episode.target in new_items)
     examples = []
-    for profile, target, (positions, parts) in zip(
-        profiles, targets, system.candidate_parts(profiles), strict=True
+    for profile, target, new_arrival, (positions, parts) in zip(
+        profiles, targets, fresh, system.candidate_parts(profiles), strict=True
     ):
         hits = np.flatnonzero(positions == target)
         examples.append(
@@ -254,6 +266,7 @@ def blend_examples(
                 target=int(hits[0]) if len(hits) else -1,
                 feedback=len(profile.liked) + len(profile.disliked),
                 similarity=system.similarity(positions),
+                new_arrival=new_arrival,
             )
         )
     return examples
@@ -332,8 +345,8 @@ def train_ranking(
     tuning = _sample(
         validation, settings.ranking.blend_validation_episodes, settings.eval.seed, "blend episodes"
     )
-    cold = blend_examples(tuning, world, system, feedback=0)
-    liked = blend_examples(tuning, world, system, feedback=1)
+    cold = blend_examples(tuning, world, system, feedback=0, new_items=split.new_items)
+    liked = blend_examples(tuning, world, system, feedback=1, new_items=split.new_items)
     fits = {}
     for name, parts in BLEND_SYSTEMS.items():
         chosen = [replace(example, parts={p: example.parts[p] for p in parts}) for example in cold]
@@ -342,7 +355,19 @@ def train_ranking(
     save_blends(
         folder,
         {name: fit.weights for name, fit in fits.items()},
-        card={"validation_episodes": len(tuning), "command": command},
+        card={
+            "validation_episodes": len(tuning),
+            "command": command,
+            "validation": {
+                name: {
+                    "ndcg@10": fit.ndcg,
+                    "hr@10": fit.hit_rate,
+                    "new_arrival_hr@10": fit.new_arrival_hit_rate,
+                    "retrieval_new_arrival_hr@10": fit.retrieval_new_arrival_hit_rate,
+                }
+                for name, fit in fits.items()
+            },
+        },
     )
     return RankingTrainReport(
         model_dir=folder,

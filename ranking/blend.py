@@ -18,7 +18,9 @@ relevance the final score rescaled to [0, 1] and similarity the share of categor
 the top (the measure of :func:`ranking.metrics.intra_list_diversity`). ``diversity = 0`` keeps the order.
 
 :func:`fit_blend` chooses every weight on validation episodes only, by a grid search for the best mean NDCG@10
-of the target; test episodes are never read.
+of the target; test episodes are never read. Where some validation targets are new arrivals, only weights whose
+HR@10 on those episodes is at least the retrieval order's are eligible: a new arrival must reach the slate on
+content alone, and the prior, which knows nothing of it, may not cost it a hit.
 
 Example:
     >>> parts = {"retrieval": np.array([3.0, 2.0, 1.0]), "cross_encoder": np.array([0.0, 5.0, 1.0])}
@@ -232,12 +234,14 @@ class BlendExample:
         target: The target's index among the candidates, ``-1`` when it is not among them.
         feedback: How many items the shopper had liked or disliked.
         similarity: Pairwise similarity of the candidates (for the diversity choice); ``None``: not fitted.
+        new_arrival: The target is a new arrival (no training interaction).
     """
 
     parts: Mapping[str, np.ndarray]
     target: int
     feedback: int = 0
     similarity: np.ndarray | None = None
+    new_arrival: bool = False
 
 
 def _ndcg(examples: Sequence[BlendExample], weights: BlendWeights, k: int) -> tuple[float, float]:
@@ -268,6 +272,8 @@ class BlendFit:
     ndcg: float
     hit_rate: float
     tried: int
+    new_arrival_hit_rate: float | None = None
+    retrieval_new_arrival_hit_rate: float | None = None
 
 
 RETRIEVAL_GRID = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
@@ -293,6 +299,9 @@ def fit_blend(
     used, since only ratios matter), then the prior's weight per feedback item on ``with_feedback``, then the
     largest diversity whose HR@k on ``cold`` stays within :data:`DIVERSITY_TOLERANCE` of the best.
 
+    Each step prefers weights that keep the retrieval order's HR@k on the examples whose target is a new arrival
+    (``new_arrival``; :class:`_NewArrivalFloor`). When none does, the best by NDCG@k is used, with a warning.
+
     Raises:
         ValueError: No cold example, or a part name that is not one of :data:`PARTS`.
     """
@@ -302,36 +311,77 @@ def fit_blend(
     if unknown:
         raise ValueError(f"unknown blend parts {sorted(unknown)}; known: {', '.join(PARTS)}")
     base = BlendWeights(prior_per_feedback=0.0, diversity=0.0).using(parts)
+    floor_cold = _NewArrivalFloor.of(cold, parts, k)
+    floor_liked = _NewArrivalFloor.of(with_feedback, parts, k)
     grid = itertools.product(
         RETRIEVAL_GRID if RETRIEVAL in parts else (0.0,),
         (1.0,) if CROSS_ENCODER in parts else (0.0,),
         PRIOR_GRID if PRIOR in parts else (0.0,),
     )
     tried = 0
-    best: tuple[float, float, BlendWeights] | None = None
+    best: tuple[bool, float, float, BlendWeights] | None = None
     for retrieval, cross_encoder, prior in grid:
         if retrieval == cross_encoder == prior == 0:
             continue
         weights = replace(base, retrieval=retrieval, cross_encoder=cross_encoder, prior=prior)
         ndcg, hits = _ndcg(cold, weights, k)
         tried += 1
-        if best is None or ndcg > best[0]:
-            best = (ndcg, hits, weights)
+        row = (floor_cold.keeps(weights), ndcg, hits, weights)
+        if best is None or row[:2] > best[:2]:
+            best = row
     assert best is not None
-    weights = best[2]
+    if not best[0]:
+        logger.warning(
+            "no blend weights keep the retrieval order's HR@%d on new-arrival validation targets (%.3f); "
+            "the best by NDCG@%d is used",
+            k,
+            floor_cold.hit_rate,
+            k,
+        )
+    weights = best[3]
     if PRIOR in parts and with_feedback:
         scored = []
         for per_feedback in PER_FEEDBACK_GRID:
             candidate = replace(weights, prior_per_feedback=per_feedback)
-            scored.append((_ndcg(with_feedback, candidate, k)[0], -per_feedback, candidate))
+            keeps = floor_liked.keeps(candidate)
+            scored.append((keeps, _ndcg(with_feedback, candidate, k)[0], -per_feedback, candidate))
             tried += 1
-        weights = max(scored, key=lambda row: row[:2])[2]
+        weights = max(scored, key=lambda row: row[:3])[3]
     if all(example.similarity is not None for example in cold):
-        floor = best[1] * (1 - DIVERSITY_TOLERANCE)
+        floor = best[2] * (1 - DIVERSITY_TOLERANCE)
         for diversity in DIVERSITY_GRID[1:]:
             candidate = replace(weights, diversity=diversity)
             tried += 1
-            if _ndcg(cold, candidate, k)[1] >= floor:
+            if _ndcg(cold, candidate, k)[1] >= floor and (
+                floor_cold.keeps(candidate) or not floor_cold.keeps(weights)
+            ):
                 weights = candidate
     ndcg, hits = _ndcg(cold, weights, k)
-    return BlendFit(weights, ndcg, hits, tried)
+    fresh = floor_cold.examples
+    return BlendFit(
+        weights,
+        ndcg,
+        hits,
+        tried,
+        _ndcg(fresh, weights, k)[1] if fresh else None,
+        floor_cold.hit_rate if fresh else None,
+    )
+
+
+@dataclass(frozen=True)
+class _NewArrivalFloor:
+    """The HR@k that the retrieval order alone reaches on the examples whose target is a new arrival: the floor a
+    blend's weights must keep there (see the module docstring)."""
+
+    examples: Sequence[BlendExample]
+    hit_rate: float
+    k: int
+
+    @classmethod
+    def of(cls, examples: Sequence[BlendExample], parts: Sequence[str], k: int) -> _NewArrivalFloor:
+        fresh = [example for example in examples if example.new_arrival] if RETRIEVAL in parts else []
+        retrieval = BlendWeights(retrieval=1.0, cross_encoder=0.0, prior=0.0, prior_per_feedback=0.0)
+        return cls(fresh, _ndcg(fresh, retrieval, k)[1] if fresh else 0.0, k)
+
+    def keeps(self, weights: BlendWeights) -> bool:
+        return not self.examples or _ndcg(self.examples, weights, self.k)[1] >= self.hit_rate

@@ -124,3 +124,34 @@ def test_new_arrivals_get_the_median_prior_of_the_known_candidates():
     # Nothing to compare with, or nothing to replace: unchanged.
     assert neutral_for_new_arrivals(prior, np.zeros(5, bool)).tolist() == prior.tolist()
     assert neutral_for_new_arrivals(prior, np.ones(5, bool)).tolist() == prior.tolist()
+
+
+def _shop(rng, known: int, fresh: int, mark: bool) -> list[BlendExample]:
+    """Known targets the prior singles out; new-arrival targets that only retrieval finds, among popular items."""
+    examples = []
+    for n in range(known + fresh):
+        parts = {name: rng.normal(size=40) for name in ("retrieval", "prior")}
+        if n < known:
+            parts["retrieval"][7], parts["prior"][7] = -2.5, 10.0
+        else:
+            parts["retrieval"][7], parts["prior"][7] = 3.5, -2.0
+            parts["prior"][20:] += 4.0  # the popular half, which retrieval ranks at random
+        examples.append(BlendExample(parts, target=7, new_arrival=mark and n >= known))
+    return examples
+
+
+def test_the_fit_keeps_the_retrieval_orders_hits_on_new_arrival_targets():
+    parts = ("retrieval", "prior")
+    unmarked = fit_blend(_shop(np.random.default_rng(5), 40, 10, mark=False), parts=parts)
+    assert unmarked.new_arrival_hit_rate is None
+    assert unmarked.weights.prior / unmarked.weights.retrieval >= 1  # the prior wins the known targets
+    marked = fit_blend(_shop(np.random.default_rng(5), 40, 10, mark=True), parts=parts)
+    assert marked.retrieval_new_arrival_hit_rate == 1.0
+    assert marked.new_arrival_hit_rate == 1.0
+    assert (
+        marked.weights.prior / marked.weights.retrieval < unmarked.weights.prior / unmarked.weights.retrieval
+    )
+    assert marked.ndcg <= unmarked.ndcg  # the floor costs known targets something, and is kept anyway
+    # Hybrid + cross-encoder has no prior: the floor is met by retrieval's own weight and changes nothing.
+    plain = fit_blend(_shop(np.random.default_rng(5), 40, 10, mark=True), parts=("retrieval",))
+    assert plain.weights.retrieval > 0 and plain.new_arrival_hit_rate == plain.retrieval_new_arrival_hit_rate
