@@ -272,6 +272,46 @@ def blend_examples(
     return examples
 
 
+@dataclass(frozen=True)
+class RankingData:
+    """What training the ranking layer reads: the split, the systems' training data, the simulated shoppers'
+    world and the hybrid's candidates (fitted, without the cross-encoder) with their item texts."""
+
+    split: Split
+    training: TrainingData
+    world: ShopperWorld
+    candidates: FullBlend
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        catalog: Catalog,
+        interactions: Interactions,
+        paraphrases: Mapping[str, str] | None = None,
+        split: Split | None = None,
+    ) -> RankingData:
+        """``split``: the split of these settings when the caller has made it already."""
+        facets = discover_facets(catalog)
+        split = split or make_split(catalog, interactions, settings.eval)
+        training = TrainingData.from_split(catalog, facets, split)
+        world = ShopperWorld.build(catalog, facets, settings.eval, Order.NEED_FIRST, paraphrases)
+        # The candidates and item texts of the hybrid; the cross-encoder part is loaded after training.
+        candidates = FullBlend(settings, cross_encoder=False)
+        candidates.fit(training)
+        return cls(split, training, world, candidates)
+
+    def validation_queries(self, settings: Settings) -> list[ValidationQuery]:
+        """The queries that choose the cross-encoder's epoch (:func:`validation_queries`)."""
+        return validation_queries(
+            episodes_from_split(self.split, settings.eval, validation=True),
+            self.world,
+            self.candidates,
+            self.candidates.texts,
+            settings.ranking.reranker_validation_queries,
+        )
+
+
 def train_ranking(
     settings: Settings,
     catalog: Catalog,
@@ -289,24 +329,17 @@ def train_ranking(
     """
     started = time.perf_counter()
     folder = Path(settings.paths.artifacts) / RERANKER_FOLDER
-    facets = discover_facets(catalog)
     split = make_split(catalog, interactions, settings.eval)
-    training = TrainingData.from_split(catalog, facets, split)
-    world = ShopperWorld.build(catalog, facets, settings.eval, Order.NEED_FIRST, paraphrases)
     held_out = held_out_targets(split, settings)
     train_episodes = _train_episodes(split, settings, held_out)
     if not train_episodes:
         raise ValueError("no training user has a history: the cross-encoder has nothing to learn from")
+    data = RankingData.build(settings, catalog, interactions, paraphrases, split)
+    training, world, candidates = data.training, data.world, data.candidates
     validation = episodes_from_split(split, settings.eval, validation=True)
-    # The candidates and item texts of the hybrid; the cross-encoder part is loaded after training.
-    candidates = FullBlend(settings, cross_encoder=False)
-    candidates.fit(training)
-    texts = candidates.texts
     report = None
-    queries, used = mine_training_queries(train_episodes, world, candidates, texts, settings)
-    checks = validation_queries(
-        validation, world, candidates, texts, settings.ranking.reranker_validation_queries
-    )
+    queries, used = mine_training_queries(train_episodes, world, candidates, candidates.texts, settings)
+    checks = data.validation_queries(settings)
     if not skip_reranker:
         ranking = settings.ranking
         report = train_cross_encoder(

@@ -13,6 +13,11 @@ pairs per second, the load time, and how far the backend is from the ``torch`` (
 largest absolute difference, the mean per-query Spearman correlation and the share of the fp32 top 10 it keeps.
 The issue's budget: a 50-candidate call within 150 ms at p50 on 2 cores.
 
+``--quality-lengths`` (e.g. ``64,48,40,32``) also loads the trained model at each window length under
+``--quality-backend`` (bf16) and reports, beside the p50 of the same calls as above, its HR@10 and MRR on the
+validation queries that choose the model's epoch in ``concierge train-reranker`` (the hybrid's candidates for
+``ranking.reranker_validation_queries`` validation episodes; never test ones): what a faster, shorter window costs.
+
 ``--train-lengths`` also times training steps of :mod:`ranking.train_cross_encoder` (forward, backward, clipping
 and AdamW with the word-piece embeddings frozen, on ``ranking.reranker_batch_size`` pairs of real item texts in
 groups of a positive and four negatives) at each window length and ``--train-precisions``, and projects an epoch
@@ -72,6 +77,38 @@ def _time_backend(
         wall.append(time.perf_counter() - started)
         cpu.append(time.process_time() - used)
     return wall, cpu, np.stack(scores)
+
+
+def _quality_by_length(
+    settings, folder: Path, lengths: list[int], backend: str, queries: list[str], candidates: list[list[str]]
+) -> list[dict[str, object]]:
+    """Per window length: the p50 of a call on the speed queries, and validation HR@10 and MRR."""
+    from assistant.train_ranking import RankingData
+    from data.load import load_interactions
+    from data.paraphrases import load_paraphrases, paraphrases_for
+    from ranking.cross_encoder import load_scorer
+    from ranking.train_cross_encoder import validation_metrics
+
+    catalog, _ = load_catalog(settings.paths.catalog)
+    interactions, _ = load_interactions(settings.paths.interactions, catalog)
+    paraphrases = paraphrases_for(catalog, load_paraphrases(settings.paths.paraphrases))
+    checks = RankingData.build(settings, catalog, interactions, paraphrases).validation_queries(settings)
+    rows = []
+    for length in lengths:
+        scorer = load_scorer(folder, backend, length, settings.ranking.reranker_batch_size)
+        seconds, _, _ = _time_backend(scorer, queries, candidates)
+        figures = validation_metrics(scorer, checks)
+        rows.append(
+            {
+                "max_length": length,
+                "backend": backend,
+                "p50_ms": float(np.percentile(seconds, 50) * 1000),
+                "hr@10": figures["hr@10"],
+                "mrr": figures["mrr"],
+                "validation_queries": len(checks),
+            }
+        )
+    return rows
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -153,6 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's, all cores)"
     )
+    parser.add_argument(
+        "--quality-lengths", default="", help="also score validation queries at these lengths (e.g. 64,48,32)"
+    )
+    parser.add_argument("--quality-backend", default="bf16", help="backend of the --quality-lengths runs")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     backends = [name.strip() for name in args.backends.split(",") if name.strip()]
@@ -222,6 +263,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for length in lengths
         for precision in precisions
     ]
+    quality_lengths = [int(length) for length in args.quality_lengths.split(",") if length.strip()]
+    if quality_lengths and not trained:
+        parser.error(f"--quality-lengths needs a trained model in {folder} (run `concierge train-reranker`)")
+    document["quality"] = (
+        _quality_by_length(settings, folder, quality_lengths, args.quality_backend, queries, candidates)
+        if quality_lengths
+        else []
+    )
     document["load_average"] = os.getloadavg()[0]
 
     if args.json:
@@ -252,6 +301,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{row['step_s_p50']:.2f} s p50); an epoch of "
             f"{PROJECTED_QUERIES:,} x {GROUP} texts: {row['projected_epoch_min']:.1f} min"
         )
+    if document["quality"]:
+        first = document["quality"][0]
+        print(
+            f"window length against quality ({first['backend']}; validation HR@10 and MRR on "
+            f"{first['validation_queries']} validation queries)"
+        )
+        print(f"{'length':>6} {'p50 ms':>8} {'HR@10':>6} {'MRR':>6}")
+        for row in document["quality"]:
+            print(f"{row['max_length']:>6} {row['p50_ms']:8.0f} {row['hr@10']:6.3f} {row['mrr']:6.3f}")
     print(f"load average {document['load_average']:.1f} on {os.cpu_count()} cores")
     return 0
 
