@@ -274,10 +274,12 @@ def blend_examples(
 
 @dataclass(frozen=True)
 class RankingData:
-    """What training the ranking layer reads: the split, the systems' training data, the simulated shoppers'
-    world and the hybrid's candidates (fitted, without the cross-encoder) with their item texts."""
+    """What training the ranking layer reads: the split and its validation episodes, the systems' training data,
+    the simulated shoppers' world and the hybrid's candidates (fitted, without the cross-encoder) with their item
+    texts."""
 
     split: Split
+    validation: list[Episode]
     training: TrainingData
     world: ShopperWorld
     candidates: FullBlend
@@ -293,18 +295,20 @@ class RankingData:
     ) -> RankingData:
         """``split``: the split of these settings when the caller has made it already."""
         facets = discover_facets(catalog)
-        split = split or make_split(catalog, interactions, settings.eval)
+        if split is None:
+            split = make_split(catalog, interactions, settings.eval)
+        validation = episodes_from_split(split, settings.eval, validation=True)
         training = TrainingData.from_split(catalog, facets, split)
         world = ShopperWorld.build(catalog, facets, settings.eval, Order.NEED_FIRST, paraphrases)
         # The candidates and item texts of the hybrid; the cross-encoder part is loaded after training.
         candidates = FullBlend(settings, cross_encoder=False)
         candidates.fit(training)
-        return cls(split, training, world, candidates)
+        return cls(split, validation, training, world, candidates)
 
     def validation_queries(self, settings: Settings) -> list[ValidationQuery]:
         """The queries that choose the cross-encoder's epoch (:func:`validation_queries`)."""
         return validation_queries(
-            episodes_from_split(self.split, settings.eval, validation=True),
+            self.validation,
             self.world,
             self.candidates,
             self.candidates.texts,
@@ -335,8 +339,7 @@ def train_ranking(
     if not train_episodes:
         raise ValueError("no training user has a history: the cross-encoder has nothing to learn from")
     data = RankingData.build(settings, catalog, interactions, paraphrases, split)
-    training, world, candidates = data.training, data.world, data.candidates
-    validation = episodes_from_split(split, settings.eval, validation=True)
+    training, world, candidates, validation = data.training, data.world, data.candidates, data.validation
     report = None
     queries, used = mine_training_queries(train_episodes, world, candidates, candidates.texts, settings)
     checks = data.validation_queries(settings)

@@ -1,7 +1,8 @@
 """How fast the cross-encoder reranker scores a profile's candidates, per backend, and how far each drifts from fp32.
 
 Usage:
-    python -m benchmarks.bench_reranker [--model DIR] [--backends torch,bf16,int8] [--train-lengths 128,64] [--json]
+    python -m benchmarks.bench_reranker [--model DIR] [--backends torch,bf16,int8] [--quality-lengths 64,48,32]
+        [--train-lengths 128,64] [--json]
 
 Loads the trained reranker from ``--model`` (default ``<artifacts>/reranker``), or the untrained one (the packaged
 MiniLM with a seeded head) when that folder holds no model. Builds ``--queries`` (100) seeded need phrases like a
@@ -80,7 +81,13 @@ def _time_backend(
 
 
 def _quality_by_length(
-    settings, folder: Path, lengths: list[int], backend: str, queries: list[str], candidates: list[list[str]]
+    settings,
+    catalog,
+    folder: Path,
+    lengths: list[int],
+    backend: str,
+    queries: list[str],
+    candidates: list[list[str]],
 ) -> list[dict[str, object]]:
     """Per window length: the p50 of a call on the speed queries, and validation HR@10 and MRR."""
     from assistant.train_ranking import RankingData
@@ -89,7 +96,6 @@ def _quality_by_length(
     from ranking.cross_encoder import load_scorer
     from ranking.train_cross_encoder import validation_metrics
 
-    catalog, _ = load_catalog(settings.paths.catalog)
     interactions, _ = load_interactions(settings.paths.interactions, catalog)
     paraphrases = paraphrases_for(catalog, load_paraphrases(settings.paths.paraphrases))
     checks = RankingData.build(settings, catalog, interactions, paraphrases).validation_queries(settings)
@@ -267,7 +273,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if quality_lengths and not trained:
         parser.error(f"--quality-lengths needs a trained model in {folder} (run `concierge train-reranker`)")
     document["quality"] = (
-        _quality_by_length(settings, folder, quality_lengths, args.quality_backend, queries, candidates)
+        _quality_by_length(
+            settings, catalog, folder, quality_lengths, args.quality_backend, queries, candidates
+        )
         if quality_lengths
         else []
     )

@@ -349,21 +349,23 @@ def fit_blend(
         weights = max(scored, key=lambda row: row[:3])[3]
     if all(example.similarity is not None for example in cold):
         floor = best[2] * (1 - DIVERSITY_TOLERANCE)
+        # Weights that keep new arrivals only give way to a diversity that keeps them too.
+        keeping = floor_cold.keeps(weights)
         for diversity in DIVERSITY_GRID[1:]:
             candidate = replace(weights, diversity=diversity)
             tried += 1
-            if _ndcg(cold, candidate, k)[1] >= floor and (
-                floor_cold.keeps(candidate) or not floor_cold.keeps(weights)
-            ):
-                weights = candidate
+            if _ndcg(cold, candidate, k)[1] >= floor:
+                keeps = floor_cold.keeps(candidate)
+                if keeps or not keeping:
+                    weights, keeping = candidate, keeps
     ndcg, hits = _ndcg(cold, weights, k)
-    fresh = floor_cold.examples
+    fresh = bool(floor_cold.examples)
     return BlendFit(
         weights,
         ndcg,
         hits,
         tried,
-        _ndcg(fresh, weights, k)[1] if fresh else None,
+        floor_cold.hit_rate_of(weights) if fresh else None,
         floor_cold.hit_rate if fresh else None,
     )
 
@@ -383,5 +385,8 @@ class _NewArrivalFloor:
         retrieval = BlendWeights(retrieval=1.0, cross_encoder=0.0, prior=0.0, prior_per_feedback=0.0)
         return cls(fresh, _ndcg(fresh, retrieval, k)[1] if fresh else 0.0, k)
 
+    def hit_rate_of(self, weights: BlendWeights) -> float:
+        return _ndcg(self.examples, weights, self.k)[1]
+
     def keeps(self, weights: BlendWeights) -> bool:
-        return not self.examples or _ndcg(self.examples, weights, self.k)[1] >= self.hit_rate
+        return not self.examples or self.hit_rate_of(weights) >= self.hit_rate
