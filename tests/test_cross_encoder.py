@@ -7,6 +7,7 @@ import copy
 import json
 import logging
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from ranking.cross_encoder import (
     load_scorer,
     read_card,
 )
+from ranking.onnx_runtime import ONNX_FILE, onnx_model_id
 from ranking.train_cross_encoder import (
     TrainingQuery,
     TrainReport,
@@ -297,9 +299,41 @@ def test_bf16_and_int8_scores_rank_like_fp32_on_real_item_texts(office, trained)
         assert spearmanr(fp32, scores).statistic > least, backend
 
 
-def test_backends_other_than_torch_and_int8_are_refused() -> None:
-    with pytest.raises(ValueError, match="onnx package"):
-        CrossEncoderScorer.untrained(LENGTH, backend="onnx")
+def test_onnx_int8_is_exported_once_per_model_ranks_like_fp32_and_is_redone_for_other_weights(
+    office, trained, tmp_path: Path
+) -> None:
+    catalog, _ = office
+    rng = random.Random(4)
+    items = rng.sample([item for item in catalog if item.categories], 50)
+    pairs = [(rng.choice(items).categories[-1].lower(), item_text(item)) for item in items]
+    _, trained_folder, _ = trained
+    folder = tmp_path / "model"
+    shutil.copytree(trained_folder, folder)
+    card = read_card(folder)
+    fp32 = load_scorer(folder, "torch").score_many(pairs)
+    scores = load_scorer(folder, "onnx-int8").score_many(pairs)
+    assert onnx_model_id(folder / ONNX_FILE) == card["id"]
+    assert scores.dtype == np.float32 and np.isfinite(scores).all() and not np.array_equal(scores, fp32)
+    assert spearmanr(fp32, scores).statistic > 0.9
+    # Activations are quantised per batch, so a pair's score moves a little with its batch mates, not its rank.
+    small = load_scorer(folder, "onnx-int8", batch_size=7).score_many(pairs)
+    assert spearmanr(small, scores).statistic > 0.98
+    # The file of other weights (a retrained model has a new id) is exported again; a truncated one too.
+    stamp = (folder / ONNX_FILE).stat().st_mtime_ns
+    card["id"] = "retrained"
+    (folder / CARD_FILE).write_text(json.dumps(card), encoding="utf-8")
+    load_scorer(folder, "onnx-int8")
+    assert (
+        onnx_model_id(folder / ONNX_FILE) == "retrained" and (folder / ONNX_FILE).stat().st_mtime_ns != stamp
+    )
+    (folder / ONNX_FILE).write_bytes((folder / ONNX_FILE).read_bytes()[:1000])
+    assert onnx_model_id(folder / ONNX_FILE) is None
+    assert not [path.name for path in folder.iterdir() if path.name.startswith(".onnx-")]
+
+
+def test_backends_other_than_the_four_are_refused_and_onnx_needs_a_trained_model() -> None:
+    with pytest.raises(ValueError, match="runs trained models only"):
+        CrossEncoderScorer.untrained(LENGTH, backend="onnx-int8")
     with pytest.raises(ValueError, match="unknown reranker backend 'fp16'"):
         CrossEncoderScorer.untrained(LENGTH, backend="fp16")
 
