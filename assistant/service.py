@@ -1,82 +1,177 @@
-"""The channel-agnostic assistant service: sessions keyed by id, safe with concurrent shoppers.
+"""The channel-agnostic assistant service: sessions keyed by id, safe with concurrent shoppers and processes.
 
-The Gradio chat, the HTTP API and every channel adapter are thin clients of this class. It holds each
-conversation's state under the session id, turns one message at a time per session (messages of different
-sessions run in parallel), and never lets a failure in a turn reach the shopper as a traceback.
+The Gradio chat, the terminal chat, the HTTP API and every channel adapter are thin clients of this class. A
+turn loads the session from the store, lets the engine compute the new state on a copy, and saves it under the
+version it loaded (:mod:`assistant.sessions`): turns of one session run one at a time in a process (a lock per
+session), and when another process saved the same session meanwhile, the turn is run again on the fresh state.
+A failing turn never reaches the shopper as a traceback and never changes what is stored.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
-from dataclasses import dataclass, field
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 
-from assistant.conversation import ConversationState, FacetedConversation, Reply
+from assistant.engine import Conversation, Engine, Reply
+from assistant.sessions import SessionConflict, SessionRecord, SessionStore
 
 log = logging.getLogger(__name__)
 
 FAILURE_TEXT = "Sorry, something went wrong on my side. Your conversation is kept; please try again."
+MAX_SESSION_ID = 200
+_RETRIES = 3
 
 
-@dataclass
-class _Session:
-    state: ConversationState = field(default_factory=ConversationState)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    transcript: list[tuple[str, str]] = field(default_factory=list)
+class _Locks:
+    """One lock per session id, dropped when no turn holds it."""
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[str, threading.Lock] = weakref.WeakValueDictionary()
+        self._guard = threading.Lock()
+
+    def __call__(self, session_id: str) -> threading.Lock:
+        with self._guard:
+            lock = self._locks.get(session_id)
+            if lock is None:
+                lock = threading.Lock()
+                self._locks[session_id] = lock
+            return lock
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """A session as the console and tests read it."""
+
+    session_id: str
+    conversation: Conversation
+    transcript: tuple[tuple[str, str], ...]
+    events: tuple[dict[str, object], ...]
+    version: int
 
 
 class AssistantService:
-    """Start sessions, send messages, read a session's state.
+    """Start sessions, send messages and feedback, read a session.
 
     Example:
-        >>> service = AssistantService(conversation)  # doctest: +SKIP
-        >>> service.start("web-42").options  # doctest: +SKIP
-        ('Office & School Supplies', 'Office Electronics', ..., 'No preference')
+        >>> service = AssistantService(engine, MemoryStore())  # doctest: +SKIP
+        >>> service.send("web-42", "printer ink under $30").cards  # doctest: +SKIP
     """
 
-    def __init__(self, conversation: FacetedConversation):
-        self.conversation = conversation
-        self._sessions: dict[str, _Session] = {}
-        self._registry_lock = threading.Lock()
+    def __init__(self, engine: Engine, store: SessionStore, ttl_hours: float = 72.0) -> None:
+        self.engine = engine
+        self.store = store
+        self.ttl_seconds = ttl_hours * 3600.0
+        self._locks = _Locks()
+        self._next_expiry = 0.0
+        self._expiry_lock = threading.Lock()
 
-    def _session(self, session_id: str) -> _Session:
-        if not isinstance(session_id, str) or not session_id.strip():
-            raise ValueError(f"session id must be a non-empty string, got {session_id!r}")
-        with self._registry_lock:
-            return self._sessions.setdefault(session_id, _Session())
+    def expire(self, now: float | None = None) -> int:
+        """Delete the sessions untouched for longer than the time to live; how many. Turns call it at most
+        once a minute."""
+        now = time.time() if now is None else now
+        with self._expiry_lock:
+            self._next_expiry = now + 60.0
+        return self.store.expire(now - self.ttl_seconds)
 
     def start(self, session_id: str) -> Reply:
-        """Open (or restart) a session and return the first question."""
-        session = self._session(session_id)
-        with session.lock:
-            reply = self.conversation.start(session.state)
-            session.transcript.append(("assistant", reply.text))
-            return reply
+        """Open a session (or start an existing one over) and return the greeting."""
+        _check_id(session_id)
 
-    def send(self, session_id: str, message: str) -> Reply:
-        """Handle one shopper message. A failing turn leaves the session's state as it was before the message."""
-        session = self._session(session_id)
-        with session.lock:
-            if not session.transcript:
-                self.conversation.start(session.state)
-            before = copy.deepcopy(session.state)
-            try:
-                reply = self.conversation.respond(session.state, message if isinstance(message, str) else "")
-            except Exception:
-                log.exception("turn failed in session %s", session_id)
-                session.state = before
-                reply = Reply(FAILURE_TEXT, before.offered)
-            session.transcript.extend((("shopper", str(message)), ("assistant", reply.text)))
-            return reply
+        def turn(record: SessionRecord) -> tuple[SessionRecord, Reply]:
+            state, reply = self.engine.start()
+            return replace(record, state=state.to_dict()).said("assistant", reply.text), reply
 
-    def state(self, session_id: str) -> ConversationState:
-        """A copy of a session's state (for an agent console, tests and debugging)."""
-        session = self._session(session_id)
-        with session.lock:
-            return copy.deepcopy(session.state)
+        return self._turn(session_id, turn)
+
+    def send(self, session_id: str, message: object) -> Reply:
+        """Handle one shopper message (a new session is started first when there is none)."""
+        _check_id(session_id)
+        text = message if isinstance(message, str) else ""
+
+        def turn(record: SessionRecord) -> tuple[SessionRecord, Reply]:
+            state, reply = self.engine.respond(_conversation(record), text, session_id)
+            record = (
+                replace(record, state=state.to_dict()).said("shopper", text).said("assistant", reply.text)
+            )
+            if reply.handover:
+                record = replace(record, events=(*record.events, {"what": "handover requested"}))
+            return record, reply
+
+        return self._turn(session_id, turn)
+
+    def feedback(self, session_id: str, item_id: str, liked: bool) -> Reply:
+        """A thumbs up (``liked``) or down on an item."""
+        _check_id(session_id)
+
+        def turn(record: SessionRecord) -> tuple[SessionRecord, Reply]:
+            state, reply = self.engine.feedback(_conversation(record), str(item_id), liked, session_id)
+            said = f"{'thumbs up' if liked else 'thumbs down'} on {item_id}"
+            return replace(record, state=state.to_dict()).said("shopper", said).said(
+                "assistant", reply.text
+            ), reply
+
+        return self._turn(session_id, turn)
+
+    def view(self, session_id: str) -> SessionView | None:
+        """The stored session, ``None`` when there is none."""
+        _check_id(session_id)
+        record = self.store.load(session_id)
+        if record is None:
+            return None
+        return SessionView(
+            session_id, _conversation(record), record.transcript, record.events, record.version
+        )
 
     def transcript(self, session_id: str) -> list[tuple[str, str]]:
-        session = self._session(session_id)
-        with session.lock:
-            return list(session.transcript)
+        view = self.view(session_id)
+        return list(view.transcript) if view else []
+
+    def _turn(self, session_id: str, turn: Callable[[SessionRecord], tuple[SessionRecord, Reply]]) -> Reply:
+        if time.time() >= self._next_expiry:
+            try:
+                self.expire()
+            except Exception:  # an expiry that fails must not fail the turn
+                log.exception("expiring old sessions failed")
+        with self._locks(session_id):
+            for _ in range(_RETRIES):
+                record = self.store.load(session_id)
+                if record is None:
+                    state, _ = self.engine.start()
+                    record = SessionRecord(session_id, state.to_dict())
+                try:
+                    updated, reply = turn(record)
+                except Exception:
+                    log.exception("turn failed in session %s", session_id)
+                    return Reply(FAILURE_TEXT, _conversation_options(record))
+                try:
+                    self.store.save(updated, record.version)
+                    return reply
+                except SessionConflict:
+                    continue
+            log.error(
+                "session %s kept changing under this turn; gave up after %d tries", session_id, _RETRIES
+            )
+            return Reply(FAILURE_TEXT)
+
+
+def _conversation(record: SessionRecord) -> Conversation:
+    return Conversation.from_dict(record.state) if record.state else Conversation()
+
+
+def _conversation_options(record: SessionRecord) -> tuple[str, ...]:
+    try:
+        pending = _conversation(record).pending
+    except ValueError:
+        return ()
+    return () if pending is None else pending.options
+
+
+def _check_id(session_id: object) -> None:
+    if not isinstance(session_id, str) or not session_id.strip() or len(session_id) > MAX_SESSION_ID:
+        raise ValueError(
+            f"session id must be a non-empty string of at most {MAX_SESSION_ID} characters, got {session_id!r}"
+        )

@@ -312,6 +312,10 @@ class CatalogVocabulary:
             _category_brands=_category_brands(catalog),
         )
 
+    def knows(self, text: str) -> bool:
+        """Whether any word of ``text`` appears in the catalog's texts."""
+        return any(word in self._known_words for word in words_of(text))
+
     def fix_typo(self, word: str) -> str:
         """``word``, or the vocabulary word it misspells (see the module docstring)."""
         if (

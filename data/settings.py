@@ -3,7 +3,7 @@
 Nothing else in the project reads environment variables. A file is taken from ``--config``, else from the
 ``CONCIERGE_CONFIG`` variable, else ``concierge.toml`` in the working directory when present. Each section of the
 file is a section below (``[paths]``, ``[data]``, ``[eval]``, ``[retrieval]``, ``[ranking]``, ``[llm]``, ``[describe]``,
-``[server]``); each variable is
+``[conversation]``, ``[server]``); each variable is
 ``CONCIERGE_<SECTION>_<FIELD>`` in capitals, for example ``CONCIERGE_EVAL_SEED=7`` or
 ``CONCIERGE_PATHS_ARTIFACTS=/srv/concierge``.
 
@@ -132,6 +132,23 @@ class DescribeSettings:
 
 
 @dataclass(frozen=True)
+class ConversationSettings:
+    # The question policy (assistant/policy.py): most questions per conversation, the least entropy (nats) of the
+    # candidates over a facet's values worth a question, the least share of the candidates' mass that must have
+    # a value for the facet, and how many candidates it weighs.
+    question_budget: int = 3
+    min_entropy: float = 0.5
+    min_coverage: float = 0.6
+    policy_candidates: int = 50
+    # Cards per recommendation.
+    slate_size: int = 5
+    # Where sessions are kept: "" for a SQLite file under the artifacts folder, or a postgresql:// URL.
+    session_store: str = ""
+    # Sessions untouched this long are deleted (hours).
+    session_ttl_hours: float = 72.0
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     host: str = "127.0.0.1"
     port: int = 7860
@@ -146,6 +163,7 @@ class Settings:
     ranking: RankingSettings = field(default_factory=RankingSettings)
     llm: LlmSettings = field(default_factory=LlmSettings)
     describe: DescribeSettings = field(default_factory=DescribeSettings)
+    conversation: ConversationSettings = field(default_factory=ConversationSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
 
 

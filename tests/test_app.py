@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from tests.test_conversation import store
+from tests.assistant_fixtures import small_assistant
 
 
 def free_port() -> int:
@@ -20,10 +20,10 @@ def text(message: dict) -> str:
 
 
 @pytest.fixture(scope="module")
-def served():
+def served(tmp_path_factory):
     from ui.app import build_app
 
-    service = store()
+    service = small_assistant(tmp_path_factory.mktemp("app")).service
     app = build_app(service)
     port = free_port()
     app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
@@ -36,15 +36,19 @@ def test_two_browser_sessions_chat_independently_over_http(served):
 
     service, url = served
     first, second = Client(url, verbose=False), Client(url, verbose=False)
-    _, history, options = first.predict("Office Electronics", [], api_name="/respond")
-    assert text(history[-1]) == "Which of these fits best?"
-    assert [choice[0] for choice in options["choices"]] == ["Ink", "Phones", "No preference"]
-    _, history, _ = second.predict("Office Supplies", [], api_name="/respond")
-    assert text(history[-1]) == "Which brand do you prefer?"
-    _, history, _ = first.predict("Ink", history[:0], api_name="/choose")
-    assert text(history[-1]) == "Which brand do you prefer?"
-    _, history, _ = first.predict("HP", [], api_name="/respond")
-    assert "**1. HP 61 Black Ink**" in text(history[-1])
-    assert "**2. HP 61 Color Ink**" in text(history[-1])
-    answers = sorted(service.state(session).answers.get("category_1") for session in service._sessions)
-    assert answers == ["Office Electronics", "Office Supplies"]
+    _, history, options = first.predict("i need ink", [], api_name="/respond")
+    assert text(history[-1]) == "Any brand you prefer?"
+    assert [choice[0] for choice in options["choices"]] == ["HP", "Canon", "Epson", "No preference"]
+    _, history, options = second.predict("pens", [], api_name="/respond")
+    assert [choice[0] for choice in options["choices"]] == ["BIC", "Pilot", "No preference"]
+    _, history, _ = first.predict("HP", [], api_name="/choose")
+    assert "**1. HP 61 Black Ink Cartridge**" in text(history[-1])
+    assert "**2. HP 61 Color Ink Cartridge**" in text(history[-1])
+    assert "Canon" not in text(history[-1])
+    wanted = sorted(
+        slot.constraint.value
+        for session, _ in service.store.sessions()
+        for slot in service.view(session).conversation.profile.slots
+        if slot.facet.startswith("category")
+    )
+    assert wanted == ["Office Electronics > Ink", "Office Supplies > Pens"]

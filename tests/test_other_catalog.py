@@ -110,13 +110,18 @@ def store(tmp_path_factory):
             feedback,
             "--json",
         )
+    script = tmp_path / "conversation.txt"
+    script.write_text(
+        "hello! i need a garden hose\nshow me products\ncompare 1 and 2\nmore like #1\n#9\n", encoding="utf-8"
+    )
+    runs["chat"] = concierge(tmp_path, "chat", *data, "--script", str(script), "--json")
     after = (
         {p: p.stat().st_mtime_ns for p in sample_artifacts.rglob("*")} if sample_artifacts.exists() else {}
     )
     return artifacts, catalog, runs, before, after
 
 
-@pytest.mark.parametrize("step", ["build", "train", "eval0", "eval1"])
+@pytest.mark.parametrize("step", ["build", "train", "eval0", "eval1", "chat"])
 def test_every_step_succeeds_on_the_other_catalog(store, step):
     _, _, runs, _, _ = store
     done = runs[step]
@@ -143,6 +148,30 @@ def test_the_evaluation_reports_every_system_at_every_k(store):
         assert report["feedback"] == int(name[-1]) and report["sizes"]["episodes"] > 0
         for row in report["results"]:
             assert 0.0 <= row["metrics"]["hit_rate"]["value"] <= 1.0
+
+
+def test_a_scripted_chat_runs_the_whole_pipeline_on_that_catalog(store):
+    _, _, runs, _, _ = store
+    document = json.loads(runs["chat"].stdout)
+    assert document["ranking"].endswith("(blend)")
+    turns = document["turns"]
+    assert [turn["message"] for turn in turns][1:] == [
+        "hello! i need a garden hose",
+        "show me products",
+        "compare 1 and 2",
+        "more like #1",
+        "#9",
+    ]
+    hose = turns[1]["profile"]["slots"]
+    assert [(slot["facet"], slot["value"]) for slot in hose] == [("category_3", "Garden > Watering > Hoses")]
+    cards = turns[2]["reply"]["cards"]
+    assert all("Hose" in card["title"] and card["category"] == "Hoses" for card in cards)
+    assert all(
+        card["parts"]["cross_encoder"] is not None and card["parts"]["prior"] is not None for card in cards
+    )
+    assert turns[3]["reply"]["comparison"]["item_ids"] == [card["item_id"] for card in cards[:2]]
+    assert turns[4]["profile"]["liked"] == [cards[0]["item_id"]]
+    assert turns[5]["reply"]["text"].startswith("There is no #9")
 
 
 def test_nothing_is_written_under_the_samples_artifacts(store):

@@ -1,21 +1,41 @@
 """The Gradio shopper chat: a thin client of :class:`assistant.service.AssistantService`.
 
-Conversation state stays on the server under Gradio's per-browser-tab session hash; the page only holds what it
-displays.
+Conversation state stays on the server under Gradio's per-browser-tab session hash (in the service's session
+store); the page only holds what it displays. Cards are Markdown for now: title, brand, category, price where
+known, the explanation (a generated description is marked as such), and a comparison as a table.
 """
 
 from __future__ import annotations
 
 import gradio as gr
 
-from assistant.conversation import Reply
+from assistant.engine import Comparison, Reply
 from assistant.service import AssistantService
 
 
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_comparison(comparison: Comparison) -> str:
+    """A comparison as a Markdown table: one column per item, the differing facts first."""
+    header = "| | " + " | ".join(_cell(title) for title in comparison.titles) + " |"
+    rule = "|---" * (len(comparison.titles) + 1) + "|"
+    rows = [
+        f"| **{_cell(name)}** | " + " | ".join(_cell(v) for v in values) + " |"
+        for name, values in comparison.rows
+    ]
+    return "\n".join([header, rule, *rows])
+
+
 def render(reply: Reply) -> str:
-    """A reply as Markdown: the text, then one numbered line per pick with its reason."""
+    """A reply as Markdown: the text, then one numbered block per card, then a comparison table."""
     lines = [reply.text]
-    lines.extend(f"**{n}. {pick.title}**  \n{pick.reason}" for n, pick in enumerate(reply.picks, start=1))
+    for number, card in enumerate(reply.cards, start=1):
+        facts = " · ".join(part for part in (card.brand, card.category, card.price) if part)
+        lines.append(f"**{number}. {card.title}**  \n{facts}  \n{card.explanation.text}")
+    if reply.comparison is not None:
+        lines.append(render_comparison(reply.comparison))
     return "\n\n".join(lines)
 
 

@@ -224,6 +224,12 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     return run_demo(settings, strict=args.strict, open_server=not args.check)
 
 
+def _chat(settings: Settings, args: argparse.Namespace) -> int:
+    from ui.chat import run_chat
+
+    return run_chat(settings, args.script, args.json)
+
+
 def _answers(text: str) -> list[int]:
     """``"3"`` means K = 3 only; ``"0-5"`` a range; ``"0,2,4"`` a list."""
     try:
@@ -359,6 +365,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = data_command("demo", "build what is missing for the bundled sample and start the assistant")
     demo.add_argument("--check", action="store_true", help="prepare and report, but do not start the server")
     demo.set_defaults(handler=_demo)
+
+    chat = data_command("chat", "talk to the assistant in the terminal, or replay a conversation")
+    chat.add_argument("--script", type=Path, help="a text file of shopper messages, one per line")
+    chat.add_argument("--json", action="store_true", help="print every turn as JSON (with --script)")
+    chat.set_defaults(handler=_chat)
 
     convert = commands.add_parser("convert", help="convert a public data-set layout to the standard format")
     layouts = convert.add_subparsers(dest="layout", required=True, metavar="LAYOUT")

@@ -13,7 +13,7 @@ from data.settings import SAMPLE_DIR, Settings
 T = TypeVar("T")
 
 # The parts a full assistant stands on; the ones not listed as ready are reported as not built yet.
-LATER_PARTS = (("language model", "paraphrased explanations; templates are used meanwhile"),)
+LATER_PARTS = (("language model", "rephrased explanations; the checked template sentences are shown"),)
 
 
 def _step(label: str, work: Callable[[], T]) -> T:
@@ -39,16 +39,9 @@ def ensure_sample(settings: Settings) -> None:
     write_interactions(converted.interactions, SAMPLE_DIR / "interactions.jsonl")
 
 
-def build_service(settings: Settings, *, strict: bool = False):
-    """Load the data and assemble the assistant service, announcing each step; returns the service and the
-    interactions (the ranking layer trains on them)."""
-    from assistant.conversation import FacetedConversation
-    from assistant.service import AssistantService
-    from data.facets import discover_facets
+def load_data(settings: Settings, *, strict: bool = False):
+    """Load the catalog and interactions the settings name, announcing each step and reporting bad rows."""
     from data.load import Policy, load_catalog, load_interactions
-    from ranking.baselines import FacetedPopularitySystem
-    from ranking.system import TrainingData
-    from retrieval.profile import Profile
 
     policy = Policy.STRICT if strict else Policy.LENIENT
     catalog, report = _step(
@@ -65,21 +58,23 @@ def build_service(settings: Settings, *, strict: bool = False):
     )
     if report.rows_skipped:
         print(report.summary(), file=sys.stderr)
-    facets = _step("Discovering the catalog's facets", lambda: discover_facets(catalog))
-    data = TrainingData.build(catalog, facets, interactions)
-    ranker = FacetedPopularitySystem(settings)
-    _step("Counting best sellers", lambda: ranker.fit(data))
-
-    def rank(answers: dict[str, str], shown: frozenset[str]):
-        return ranker.score(Profile.from_answers(answers, answered=len(answers), shown=shown))
-
-    conversation = FacetedConversation(catalog, facets, rank, data.item_counts())
     print(f"    catalog: {len(catalog):,} items; interactions: {len(interactions):,}")
-    print("    facets: " + ", ".join(f"{f.label} ({len(f.values):,})" for f in facets if f.informative))
-    print("    ranking: faceted best sellers (popularity among the items matching every answer)")
+    return catalog, interactions
+
+
+def build_service(settings: Settings, catalog, interactions):
+    """The assembled assistant (:func:`assistant.build.build_assistant`), announced."""
+    from assistant.build import build_assistant
+
+    assistant = _step("Assembling the assistant", lambda: build_assistant(settings, catalog, interactions))
+    print(
+        "    facets: "
+        + ", ".join(f"{f.label} ({len(f.values):,})" for f in assistant.shop.facets if f.informative)
+    )
+    print(f"    ranking: {assistant.ranking}")
     for name, role in LATER_PARTS:
         print(f"    {name}: not built yet ({role})")
-    return AssistantService(conversation), interactions
+    return assistant
 
 
 def build_indexes(settings: Settings, catalog) -> str:
@@ -137,27 +132,31 @@ def ranking_layer_state(settings: Settings) -> str:
 
 def run_demo(settings: Settings, *, strict: bool = False, open_server: bool = True) -> int:
     _step("Checking the bundled sample", lambda: ensure_sample(settings))
-    service, interactions = build_service(settings, strict=strict)
-    catalog = service.conversation.catalog
+    catalog, interactions = load_data(settings, strict=strict)
     if not open_server:
         built = (settings.paths.artifacts / "chroma").exists() or bool(settings.retrieval.chroma_host)
         print(f"    vector and lexical indexes: {'present' if built else 'not built yet'} (concierge build)")
         print(ranking_layer_state(settings))
         return 0
-    # The chat does not search the indexes or rerank yet, so it opens while they are built or brought up to
-    # date, and then while the ranking layer trains when it is missing.
-    print("==> Building the indexes, then the reranker when missing, in the background", flush=True)
+    # The assistant searches the indexes, so they are built (or brought up to date) first; a missing ranking
+    # layer is trained in the background while the chat answers with hybrid retrieval, then swapped in.
+    print(build_indexes(settings, catalog), flush=True)
+    assistant = build_service(settings, catalog, interactions)
+    if "not trained" in assistant.ranking:
+        print("==> Training the reranker in the background (about 20 minutes on 2 cores)", flush=True)
 
-    def prepare() -> None:
-        print(build_indexes(settings, catalog), flush=True)
-        print(train_ranking_layer(settings, catalog, interactions), flush=True)
+        def prepare() -> None:
+            print(train_ranking_layer(settings, catalog, interactions), flush=True)
+            from assistant.build import swap_ranking
 
-    threading.Thread(target=prepare, daemon=True).start()
+            print(f"==> Ranking: {swap_ranking(assistant, settings, interactions)}", flush=True)
+
+        threading.Thread(target=prepare, daemon=True).start()
 
     def chat():
         from ui.app import build_app
 
-        return build_app(service)
+        return build_app(assistant.service)
 
     app = _step("Loading the chat interface", chat)
     host, port = settings.server.host, settings.server.port

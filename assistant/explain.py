@@ -1,0 +1,153 @@
+"""Why a pick was picked, in facts computed from the catalog, and the template sentence built from them.
+
+:func:`explain` gathers, for one item and one profile:
+
+- the shopper's need words that the item's title or description holds, and the slots it meets (its category or
+  brand asked for);
+- its category and brand;
+- the sentence of its own description that shares most words with the need; a generated description (written
+  for a thin item, never seller text) is used only when the item has no seller text, and is marked as generated;
+- collaborative evidence: how many shoppers in the store's history chose both this item and one the shopper
+  liked (shown from :data:`MIN_SHARED` shoppers), and how many chose it at all.
+
+The template sentence says only these facts, so it is always safe to show. A language model may rephrase it
+elsewhere; its text is checked against :attr:`Explanation.facts` before anyone sees it.
+
+Example:
+    >>> from data.schema import Item
+    >>> item = Item("1", "HP 61 Black Ink Cartridge", description="Prints sharp text. Fits HP Deskjet printers.",
+    ...             brand="HP", categories=("Supplies", "Ink"))
+    >>> explain(item, InterestProfile(needs=("black ink for deskjet",))).text
+    'Ink by HP. It matches your words "black", "ink" and "deskjet". "Fits HP Deskjet printers."'
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from assistant.grounding import is_placeholder_brand
+from assistant.profile import InterestProfile, is_category
+from assistant.understand import STOPWORDS, stem, words_of
+from data.facets import PATH_SEPARATOR
+from data.schema import Item
+from retrieval.profile import Op
+
+# Shoppers who chose both items before the evidence is worth a sentence.
+MIN_SHARED = 2
+MAX_SENTENCE_CHARS = 220
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Why an item was picked.
+
+    Attributes:
+        text: The template sentence (facts only).
+        facts: The facts it was built from, each a short phrase from the catalog or the profile.
+        matched: The shopper's words the item holds.
+        sentence: The description sentence quoted, ``""`` when none.
+        generated: Whether that sentence comes from a generated description.
+    """
+
+    text: str
+    facts: tuple[str, ...]
+    matched: tuple[str, ...] = ()
+    sentence: str = ""
+    generated: bool = False
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in re.split(r"(?<=[.!?])\s+|\s*[•\n]\s*", text) if len(s.strip()) > 12]
+
+
+def _best_sentence(text: str, need: set[str], title: set[str]) -> str:
+    """The sentence sharing most words with the need, among those that say more than the title does."""
+    best, best_score = "", 0
+    for sentence in _sentences(text):
+        words = {stem(w) for w in words_of(sentence)}
+        score = len(need & words)
+        if score > best_score and len(sentence) <= MAX_SENTENCE_CHARS and len(words - title) >= 2:
+            best, best_score = sentence, score
+    return best
+
+
+def explain(
+    item: Item,
+    profile: InterestProfile,
+    *,
+    generated_description: str = "",
+    shared_with: Callable[[str], Sequence[tuple[str, int]]] | None = None,
+    chosen_by: int | None = None,
+) -> Explanation:
+    """The facts and template sentence for one pick (see the module docstring).
+
+    Args:
+        item: The picked item.
+        profile: The shopper's profile.
+        generated_description: The item's generated description, ``""`` when none.
+        shared_with: For an item id, ``(liked item title, shoppers who chose both)`` pairs, most shared first.
+        chosen_by: How many shoppers in the store's history chose the item; ``None`` when unknown.
+    """
+    need_words = [w for w in dict.fromkeys(words_of(profile.need)) if w not in STOPWORDS and len(w) > 1]
+    item_words = {stem(w) for w in words_of(f"{item.title} {item.description} {generated_description}")}
+    matched = tuple(w for w in need_words if stem(w) in item_words)
+    facts: list[str] = []
+    parts: list[str] = []
+    category = item.categories[-1] if item.categories else ""
+    brand = "" if is_placeholder_brand(item.brand) else item.brand
+    lead = " by ".join(p for p in (category, brand) if p)
+    if lead:
+        parts.append(f"{lead}.")
+        facts.extend(p for p in (category, brand) if p)
+    met = _slots_met(item, profile)
+    said = []
+    if matched:
+        said.append(f"your words {_join([f'{chr(34)}{w}{chr(34)}' for w in matched])}")
+    if met:
+        said.append(f"your choice of {_join(met)}")
+    if said:
+        parts.append(f"It matches {' and '.join(said)}.")
+        facts.extend((*matched, *met))
+    need_stems = {stem(w) for w in need_words}
+    title_stems = {stem(w) for w in words_of(item.title)}
+    sentence, generated = _best_sentence(item.description, need_stems, title_stems), False
+    if not sentence and not item.description and generated_description:
+        sentence, generated = _best_sentence(generated_description, need_stems, title_stems), True
+    if sentence:
+        parts.append(f'"{sentence}"' + (" (from a generated description)" if generated else ""))
+        facts.append(sentence)
+    evidence = [] if shared_with is None else [e for e in shared_with(item.item_id) if e[1] >= MIN_SHARED]
+    if evidence:
+        title, count = evidence[0]
+        parts.append(f'{count} shoppers who chose "{title}", which you liked, chose this too.')
+        facts.extend((title, str(count)))
+    elif chosen_by is not None and chosen_by >= MIN_SHARED:
+        parts.append(f"Chosen by {chosen_by} shoppers in this store's history.")
+        facts.append(str(chosen_by))
+    return Explanation(" ".join(parts), tuple(dict.fromkeys(facts)), matched, sentence, generated)
+
+
+def _slots_met(item: Item, profile: InterestProfile) -> list[str]:
+    """Labels of the wanted category and brand slots this item meets."""
+    path = PATH_SEPARATOR.join(item.categories)
+    out: list[str] = []
+    categories: list[str] = []
+    for slot in profile.slots:
+        constraint = slot.constraint
+        if constraint.op is not Op.EQ:
+            continue
+        value = str(constraint.value)
+        if is_category(slot.facet) and (path == value or path.startswith(f"{value}{PATH_SEPARATOR}")):
+            categories.append(value)
+        elif slot.facet == "brand" and item.brand and item.brand_key == value:
+            out.append(item.brand)
+    # The narrowest category met says it all ("Ink", not "Office Electronics, Ink").
+    narrowest = [c for c in categories if not any(o.startswith(f"{c}{PATH_SEPARATOR}") for o in categories)]
+    return list(dict.fromkeys([*(c.split(PATH_SEPARATOR)[-1] for c in narrowest), *out]))
+
+
+def _join(words: Sequence[str]) -> str:
+    words = list(words)
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"

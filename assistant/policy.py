@@ -1,0 +1,162 @@
+"""Ask or recommend: the question whose answer is expected to narrow the candidates most, or the picks now.
+
+The candidates are the ranking layer's best items for the profile so far (``policy_candidates``, 50). Each gets a
+share of the score mass by rank (``1 / (rank + 1)``: scale-free, so it works for any system's scores). For every
+facet the shopper has not answered yet, the mass is spread over the facet's values; the entropy of that spread
+is what an answer is expected to tell (an answer that splits the candidates evenly tells the most). A facet is
+skipped when too little of the mass has a value for it (``policy_min_coverage``) or when a single value holds
+almost all of it. The question is the facet of highest entropy, offering its values of most mass as quick
+replies plus "No preference"; when no facet reaches ``policy_min_entropy`` (the candidates agree already) or the
+question budget (``question_budget``) is spent, the assistant recommends.
+
+Category levels are asked top-down (a level below an unanswered one would offer values from several branches).
+
+Example:
+    >>> import numpy as np
+    >>> from data.facets import discover_facets
+    >>> from data.schema import Catalog, Item
+    >>> catalog = Catalog([Item(str(n), f"Pen {n}", brand="AB"[n % 2], categories=("Pens",)) for n in range(6)])
+    >>> policy = QuestionPolicy(discover_facets(catalog), budget=3)
+    >>> question = policy.question(np.arange(6), InterestProfile(), asked=0)
+    >>> question.facet, question.options
+    ('brand', ('A', 'B'))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from assistant.grounding import is_placeholder_brand
+from assistant.profile import InterestProfile, is_category
+from data.facets import Facet, FacetKind, Facets
+
+NO_PREFERENCE = "No preference"
+MAX_OPTIONS = 5
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question to the shopper.
+
+    Attributes:
+        facet: The facet asked about.
+        text: What the assistant says.
+        options: Quick replies: value labels, most likely first ("No preference" is offered beside them).
+        keys: The value key of each option.
+        entropy: The entropy (nats) of the candidates' mass over the facet's values: what an answer may tell.
+    """
+
+    facet: str
+    text: str
+    options: tuple[str, ...]
+    keys: tuple[str, ...]
+    entropy: float
+
+    def key_of(self, label: str) -> str | None:
+        """The value key of an offered option, by label (case-insensitive) or 1-based number."""
+        text = label.strip().casefold()
+        if text.isdigit() and 1 <= int(text) <= len(self.options):
+            return self.keys[int(text) - 1]
+        for option, key in zip(self.options, self.keys, strict=True):
+            if option.casefold() == text:
+                return key
+        return None
+
+
+class QuestionPolicy:
+    """Chooses the next question (see the module docstring).
+
+    Args:
+        facets: The catalog's facets.
+        budget: Most questions asked in a conversation.
+        min_entropy: Below this (nats), asking tells too little: recommend.
+        min_coverage: Least share of the candidates' mass that must have a value for a facet to be asked.
+    """
+
+    def __init__(self, facets: Facets, budget: int = 3, min_entropy: float = 0.5, min_coverage: float = 0.6):
+        if budget < 0:
+            raise ValueError(f"question budget must be 0 or more, got {budget}")
+        self.facets = facets
+        self.budget = budget
+        self.min_entropy = min_entropy
+        self.min_coverage = min_coverage
+        brands = facets["brand"].values if "brand" in facets else ()
+        self._placeholder = np.array([is_placeholder_brand(v.label) for v in brands] or [False], dtype=bool)
+
+    def question(self, positions: np.ndarray, profile: InterestProfile, asked: int) -> Question | None:
+        """The question to ask about the ranked candidates (catalog positions, best first), or ``None`` to
+        recommend."""
+        if asked >= self.budget or len(positions) < 2:
+            return None
+        mass = 1.0 / (np.arange(len(positions)) + 1.0)
+        mass /= mass.sum()
+        best: Question | None = None
+        for facet in self._askable(profile):
+            codes = facet.codes[np.asarray(positions, dtype=np.int64)]
+            known = codes >= 0
+            if facet.kind is FacetKind.BRAND:
+                # A placeholder ("Generic", "Unknown") names no brand: no option, and no evidence either way.
+                known &= ~self._placeholder[codes.clip(0)]
+            if mass[known].sum() < self.min_coverage:
+                continue
+            shares = np.bincount(codes[known], weights=mass[known], minlength=len(facet.values))
+            shares = shares / shares.sum()
+            entropy = float(-sum(p * math.log(p) for p in shares if p > 0))
+            if entropy < self.min_entropy or (best is not None and entropy <= best.entropy):
+                continue
+            order = [int(code) for code in np.argsort(-shares, kind="stable") if shares[code] > 0][
+                :MAX_OPTIONS
+            ]
+            if len(order) < 2:
+                continue
+            best = Question(
+                facet.name,
+                _wording(facet),
+                tuple(facet.values[code].label for code in order),
+                tuple(facet.values[code].key for code in order),
+                entropy,
+            )
+        return best
+
+    def opening(self) -> Question | None:
+        """The greeting's question: what the shopper is after, with the broadest categories that tell items
+        apart (most items first) as quick replies; ``None`` for a catalog without categories."""
+        for facet in self.facets.category_levels():
+            if facet.informative:
+                values = facet.values[:MAX_OPTIONS]
+                return Question(
+                    facet.name,
+                    "Hi! What are you shopping for? Tell me in your own words, or pick one.",
+                    tuple(v.label for v in values),
+                    tuple(v.key for v in values),
+                    0.0,
+                )
+        return None
+
+    def _askable(self, profile: InterestProfile) -> list[Facet]:
+        wanted = {slot.facet for slot in profile.slots}
+        out = []
+        levels = self.facets.category_levels()
+        if not profile.is_answered("category"):
+            deepest = max((f.level or 0 for f in levels if f.name in wanted), default=0)
+            below = [f for f in levels if (f.level or 0) == deepest + 1 and f.informative]
+            out.extend(below[:1])
+        for facet in self.facets:
+            if is_category(facet.name) or not facet.informative or facet.name in wanted:
+                continue
+            if not profile.is_answered(facet.name):
+                out.append(facet)
+        return out
+
+
+def _wording(facet: Facet) -> str:
+    if facet.kind is FacetKind.CATEGORY:
+        return "Which kind are you after?"
+    if facet.kind is FacetKind.BRAND:
+        return "Any brand you prefer?"
+    if facet.kind is FacetKind.PRICE_BAND:
+        return "What price range suits you?"
+    return f"Which {facet.label.lower()}?"

@@ -1,0 +1,215 @@
+"""Where conversations are kept between turns: one store interface, in memory or in SQLite.
+
+A stored session is a :class:`SessionRecord`: the engine's state as plain data, the transcript (emails and phone
+numbers redacted before anything is written), the history of agent actions, and a version number that every
+save increments. Saving is optimistic: :meth:`SessionStore.save` writes only when the stored version is still
+the one the turn started from, and raises :class:`SessionConflict` otherwise, so two processes that turn the
+same session at once never overwrite each other (the service retries the later turn on the fresh state). Each
+save is one transaction: a crash mid-turn leaves the previous state whole.
+
+- :class:`MemoryStore`: one process, nothing written (the terminal chat, tests).
+- :class:`SQLiteStore`: a file (``<artifacts>/sessions.sqlite3`` by default) in WAL mode, shared by the processes
+  of one machine. Sessions untouched for ``session_ttl_hours`` are deleted by :meth:`SessionStore.expire`.
+
+Example:
+    >>> store = MemoryStore()
+    >>> record = store.save(SessionRecord("web-1", {"turn": 0}), expected_version=0)
+    >>> store.load("web-1").version, store.load("missing") is None
+    (1, True)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import threading
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Seven or more digits in a run that may hold spaces, dots, dashes and brackets: a phone number, not a model code.
+_PHONE = re.compile(r"(?<![\w])\+?\(?\d(?:[\s().-]*\d){6,}(?![\w])")
+
+
+def redact(text: str) -> str:
+    """``text`` with email addresses and phone numbers replaced.
+
+    Example:
+        >>> redact("mail me at ann@example.com or call +1 (555) 123-4567 about the HP 61XL")
+        'mail me at [email] or call [phone] about the HP 61XL'
+    """
+    return _PHONE.sub("[phone]", _EMAIL.sub("[email]", text))
+
+
+class SessionConflict(RuntimeError):
+    """The session changed since it was loaded (another process turned it); load it again and retry."""
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """One stored session.
+
+    Attributes:
+        session_id: The opaque id.
+        state: The engine's state (:meth:`assistant.engine.Conversation.to_dict`).
+        transcript: ``(role, text)`` pairs, oldest first; role is ``shopper``, ``assistant`` or ``agent``.
+        events: Agent actions and hand-overs, as ``{"at": ..., "what": ...}`` dicts.
+        version: Saves so far (0 before the first).
+        updated: When it was last saved (seconds since the epoch).
+    """
+
+    session_id: str
+    state: dict[str, object]
+    transcript: tuple[tuple[str, str], ...] = ()
+    events: tuple[dict[str, object], ...] = ()
+    version: int = 0
+    updated: float = field(default=0.0, compare=False)
+
+    def said(self, role: str, text: str) -> SessionRecord:
+        return replace(self, transcript=(*self.transcript, (role, redact(text))))
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "state": self.state,
+                "transcript": [list(t) for t in self.transcript],
+                "events": list(self.events),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, session_id: str, text: str, version: int, updated: float) -> SessionRecord:
+        data = json.loads(text)
+        return cls(
+            session_id,
+            data["state"],
+            tuple((str(r), str(t)) for r, t in data["transcript"]),
+            tuple(data.get("events", ())),
+            version,
+            updated,
+        )
+
+
+class SessionStore(ABC):
+    """Loads and saves sessions (see the module docstring)."""
+
+    @abstractmethod
+    def load(self, session_id: str) -> SessionRecord | None:
+        """The stored session, ``None`` when there is none."""
+
+    @abstractmethod
+    def save(self, record: SessionRecord, expected_version: int) -> SessionRecord:
+        """Store ``record`` if the stored version is ``expected_version`` (0: none stored); the stored record,
+        its version one more.
+
+        Raises:
+            SessionConflict: The stored version is another.
+        """
+
+    @abstractmethod
+    def sessions(self, since: float = 0.0) -> list[tuple[str, float]]:
+        """``(session id, updated)`` of the sessions saved at or after ``since``, latest first."""
+
+    @abstractmethod
+    def expire(self, older_than: float) -> int:
+        """Delete the sessions last saved before ``older_than``; how many."""
+
+
+class MemoryStore(SessionStore):
+    """Sessions in this process's memory."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, SessionRecord] = {}
+        self._lock = threading.Lock()
+
+    def load(self, session_id: str) -> SessionRecord | None:
+        with self._lock:
+            return self._records.get(session_id)
+
+    def save(self, record: SessionRecord, expected_version: int) -> SessionRecord:
+        with self._lock:
+            current = self._records.get(record.session_id)
+            if (current.version if current else 0) != expected_version:
+                raise SessionConflict(f"session {record.session_id!r} changed since it was loaded")
+            stored = replace(record, version=expected_version + 1, updated=time.time())
+            self._records[record.session_id] = stored
+            return stored
+
+    def sessions(self, since: float = 0.0) -> list[tuple[str, float]]:
+        with self._lock:
+            found = [(r.session_id, r.updated) for r in self._records.values() if r.updated >= since]
+        return sorted(found, key=lambda pair: -pair[1])
+
+    def expire(self, older_than: float) -> int:
+        with self._lock:
+            old = [key for key, r in self._records.items() if r.updated < older_than]
+            for key in old:
+                del self._records[key]
+        return len(old)
+
+
+class SQLiteStore(SessionStore):
+    """Sessions in a SQLite file in WAL mode (one connection per thread)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._connection() as db:
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS sessions (id TEXT PRIMARY KEY, data TEXT NOT NULL, "
+                "version INTEGER NOT NULL, updated REAL NOT NULL)"
+            )
+            db.execute("CREATE INDEX IF NOT EXISTS sessions_updated ON sessions (updated)")
+
+    def _connection(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    def load(self, session_id: str) -> SessionRecord | None:
+        row = (
+            self._connection()
+            .execute("SELECT data, version, updated FROM sessions WHERE id = ?", (session_id,))
+            .fetchone()
+        )
+        return None if row is None else SessionRecord.from_json(session_id, row[0], row[1], row[2])
+
+    def save(self, record: SessionRecord, expected_version: int) -> SessionRecord:
+        db = self._connection()
+        now = time.time()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if expected_version == 0:
+                changed = db.execute(
+                    "INSERT OR IGNORE INTO sessions (id, data, version, updated) VALUES (?, ?, 1, ?)",
+                    (record.session_id, record.to_json(), now),
+                ).rowcount
+            else:
+                changed = db.execute(
+                    "UPDATE sessions SET data = ?, version = version + 1, updated = ? WHERE id = ? AND version = ?",
+                    (record.to_json(), now, record.session_id, expected_version),
+                ).rowcount
+            if changed != 1:
+                raise SessionConflict(f"session {record.session_id!r} changed since it was loaded")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return replace(record, version=expected_version + 1, updated=now)
+
+    def sessions(self, since: float = 0.0) -> list[tuple[str, float]]:
+        rows = self._connection().execute(
+            "SELECT id, updated FROM sessions WHERE updated >= ? ORDER BY updated DESC", (since,)
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    def expire(self, older_than: float) -> int:
+        return self._connection().execute("DELETE FROM sessions WHERE updated < ?", (older_than,)).rowcount
