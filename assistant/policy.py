@@ -91,9 +91,18 @@ class QuestionPolicy:
         recommend."""
         if asked >= self.budget or len(positions) < 2:
             return None
+        return self.choose(self.questions(positions, profile))
+
+    def choose(self, questions: list[Question]) -> Question | None:
+        """The question of highest entropy, ``None`` when there is none."""
+        return max(questions, key=lambda q: q.entropy, default=None)
+
+    def questions(self, positions: np.ndarray, profile: InterestProfile) -> list[Question]:
+        """Every question worth asking about the candidates (enough coverage and entropy, two options or more),
+        in the catalog's facet order."""
         mass = 1.0 / (np.arange(len(positions)) + 1.0)
         mass /= mass.sum()
-        best: Question | None = None
+        out = []
         for facet in self._askable(profile):
             codes = facet.codes[np.asarray(positions, dtype=np.int64)]
             known = codes >= 0
@@ -105,21 +114,21 @@ class QuestionPolicy:
             shares = np.bincount(codes[known], weights=mass[known], minlength=len(facet.values))
             shares = shares / shares.sum()
             entropy = float(-sum(p * math.log(p) for p in shares if p > 0))
-            if entropy < self.min_entropy or (best is not None and entropy <= best.entropy):
-                continue
             order = [int(code) for code in np.argsort(-shares, kind="stable") if shares[code] > 0][
                 :MAX_OPTIONS
             ]
-            if len(order) < 2:
+            if entropy < self.min_entropy or len(order) < 2:
                 continue
-            best = Question(
-                facet.name,
-                _wording(facet),
-                tuple(facet.values[code].label for code in order),
-                tuple(facet.values[code].key for code in order),
-                entropy,
+            out.append(
+                Question(
+                    facet.name,
+                    _wording(facet),
+                    tuple(facet.values[code].label for code in order),
+                    tuple(facet.values[code].key for code in order),
+                    entropy,
+                )
             )
-        return best
+        return out
 
     def opening(self) -> Question | None:
         """The greeting's question: what the shopper is after, with the broadest categories that tell items
@@ -150,6 +159,24 @@ class QuestionPolicy:
             if not profile.is_answered(facet.name):
                 out.append(facet)
         return out
+
+
+class FixedOrderPolicy(QuestionPolicy):
+    """The same policy asking in a fixed facet order (the conversation benchmark's baseline): the first facet of
+    ``order`` worth asking, whatever its entropy against the others.
+
+    Args:
+        order: Facet names, first asked first (for example :func:`assistant.simulator.question_order`).
+    """
+
+    def __init__(self, facets: Facets, order: tuple[str, ...], **options: float) -> None:
+        super().__init__(facets, **options)
+        self.order = tuple(order)
+
+    def choose(self, questions: list[Question]) -> Question | None:
+        rank = {name: n for n, name in enumerate(self.order)}
+        listed = [q for q in questions if q.facet in rank]
+        return min(listed, key=lambda q: rank[q.facet], default=None)
 
 
 def _wording(facet: Facet) -> str:

@@ -335,9 +335,14 @@ class SimulatedShopper:
 
     def answers(self, k: int) -> list[Answer]:
         """Answers to the first ``k`` questions of the order (fewer when the catalog has fewer facets)."""
-        return [self._answer(question) for question in self._world.order[:k]]
+        return [self.answer(question) for question in self._world.order[:k]]
 
-    def _answer(self, question: str) -> Answer:
+    @property
+    def target(self) -> Item:
+        return self._target
+
+    def answer(self, question: str) -> Answer:
+        """The answer to one question: a facet name (any facet of the catalog) or :data:`NEED`."""
         if question == NEED:
             return Answer(NEED, self.need, self.need) if self.need else Answer(NEED, None, NO_PREFERENCE)
         facet: Facet = self._world.facets[question]

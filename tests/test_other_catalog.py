@@ -115,13 +115,14 @@ def store(tmp_path_factory):
         "hello! i need a garden hose\nshow me products\ncompare 1 and 2\nmore like #1\n#9\n", encoding="utf-8"
     )
     runs["chat"] = concierge(tmp_path, "chat", *data, "--script", str(script), "--json")
+    runs["conversation"] = concierge(tmp_path, "eval", *data, "--conversation", "--episodes", "6", "--json")
     after = (
         {p: p.stat().st_mtime_ns for p in sample_artifacts.rglob("*")} if sample_artifacts.exists() else {}
     )
     return artifacts, catalog, runs, before, after
 
 
-@pytest.mark.parametrize("step", ["build", "train", "eval0", "eval1", "chat"])
+@pytest.mark.parametrize("step", ["build", "train", "eval0", "eval1", "chat", "conversation"])
 def test_every_step_succeeds_on_the_other_catalog(store, step):
     _, _, runs, _, _ = store
     done = runs[step]
@@ -172,6 +173,18 @@ def test_a_scripted_chat_runs_the_whole_pipeline_on_that_catalog(store):
     assert turns[3]["reply"]["comparison"]["item_ids"] == [card["item_id"] for card in cards[:2]]
     assert turns[4]["profile"]["liked"] == [cards[0]["item_id"]]
     assert turns[5]["reply"]["text"].startswith("There is no #9")
+
+
+def test_the_conversation_benchmark_runs_the_three_strategies_on_that_catalog(store):
+    _, _, runs, _, _ = store
+    report = json.loads(runs["conversation"].stdout)
+    assert report["episodes"] == 6 and report["max_turns"] == 15
+    assert [row["strategy"] for row in report["results"]] == ["engine", "fixed order", "no questions"]
+    for row in report["results"]:
+        shown = row["shown_by_turn"]
+        assert len(shown) == 15 and shown == sorted(shown) and 0.0 <= shown[-1] <= 1.0
+        assert row["success@15"]["value"] == shown[-1]
+        assert 1.0 <= row["average_turns"]["value"] <= 15.0
 
 
 def test_nothing_is_written_under_the_samples_artifacts(store):

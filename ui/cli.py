@@ -95,6 +95,8 @@ def _eval(settings: Settings, args: argparse.Namespace) -> int:
     catalog, interactions = _load_data(settings, args)
     paraphrases = _paraphrases(settings, catalog) if args.shopper == "paraphrased" else None
     _say(f"Evaluating on {len(catalog):,} items and {len(interactions):,} interactions ...")
+    if args.conversation:
+        return _eval_conversation(settings, args, catalog, interactions, paraphrases)
     try:
         report = run_evaluation(
             catalog,
@@ -114,6 +116,30 @@ def _eval(settings: Settings, args: argparse.Namespace) -> int:
     print(json.dumps(report_to_json(report), indent=2) if args.json else format_table(report))
     if args.plot:
         _say(f"HR@{report.settings.slate_size} against K drawn in {plot_report(report, args.plot)}")
+    return 0
+
+
+def _eval_conversation(
+    settings: Settings, args: argparse.Namespace, catalog, interactions, paraphrases
+) -> int:
+    from assistant.conversation_eval import conversation_json, format_conversation, run_conversations
+    from ranking.blend import BlendError
+    from ranking.cross_encoder import RerankerModelError
+    from retrieval.errors import RetrievalError
+
+    try:
+        report = run_conversations(
+            settings,
+            catalog,
+            interactions,
+            vocabulary=args.shopper,
+            max_episodes=args.episodes,
+            paraphrases=paraphrases,
+        )
+    except (RerankerModelError, BlendError, RetrievalError) as error:
+        _say(f"error: {error}")
+        return 1
+    print(json.dumps(conversation_json(report), indent=2) if args.json else format_conversation(report))
     return 0
 
 
@@ -302,6 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="how many of their own earlier items shoppers have liked before the slate (default: 0)",
     )
     evaluate.add_argument("--plot", type=Path, help="draw HR@10 against K, one line per system, into a PNG")
+    evaluate.add_argument(
+        "--conversation",
+        action="store_true",
+        help="the conversation benchmark: the engine, a fixed question order and no questions talk to shoppers",
+    )
     evaluate.set_defaults(handler=_eval)
 
     def quiet(command: argparse.ArgumentParser) -> argparse.ArgumentParser:

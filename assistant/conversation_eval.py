@@ -1,0 +1,238 @@
+"""The conversation benchmark (``concierge eval --conversation``): the real engine talks to simulated shoppers.
+
+Each test episode's shopper (:class:`assistant.simulator.SimulatedShopper`, in the chosen vocabulary) opens with
+its need and then, turn by turn:
+
+- answers the engine's question from the target's metadata (the target's value of the facet asked, as a quick
+  reply when it is offered and typed otherwise; "no preference" when the target has none);
+- on a slate: likes one of its own earlier items when one is shown (a thumbs up), says "not <brand>" when every
+  card is of one brand other than the target's, and otherwise asks to see others;
+- on anything else, says its need again (once), then asks to see others.
+
+An episode succeeds at the first turn whose cards hold the target; it stops there or after :data:`MAX_TURNS`
+shopper turns. Reported, with 95% bootstrap intervals: success within T = 3, 5, 8 and 15 turns, the average
+number of turns (a failure counts as 15, as the multi-round conversational recommendation literature does), and
+the share of episodes whose target has been shown by each turn. Three strategies share everything but the
+question policy: ``engine`` (entropy, :class:`assistant.policy.QuestionPolicy`), ``fixed order`` (the simulator's
+answer order, :class:`assistant.policy.FixedOrderPolicy`) and ``no questions`` (recommend at once; feedback only).
+
+The ranking system is the trained blend fitted on the training interactions of the benchmark's split (evaluation
+targets held out), as in the ranking benchmark.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from assistant.policy import NO_PREFERENCE, FixedOrderPolicy, QuestionPolicy
+from assistant.simulator import (
+    NEED,
+    Episode,
+    Order,
+    ShopperWorld,
+    SimulatedShopper,
+    Vocabulary,
+    episodes_from_split,
+)
+from data.facets import discover_facets
+from data.schema import Catalog, Interactions
+from data.settings import Settings
+from data.splits import make_split, stable_seed
+
+MAX_TURNS = 15
+WITHIN = (3, 5, 8, 15)
+STRATEGIES = ("engine", "fixed order", "no questions")
+BOOTSTRAP = 1000
+
+
+@dataclass(frozen=True)
+class StrategyResult:
+    """One strategy's outcome over the episodes.
+
+    Attributes:
+        strategy: The strategy's name.
+        turns: Per episode, the turn whose cards held the target; ``0`` for a failure.
+        seconds: Wall time of the strategy's conversations.
+    """
+
+    strategy: str
+    turns: tuple[int, ...]
+    seconds: float
+
+    def success_within(self, t: int) -> np.ndarray:
+        turns = np.array(self.turns)
+        return (turns > 0) & (turns <= t)
+
+    def average_turns(self) -> np.ndarray:
+        turns = np.array(self.turns, dtype=float)
+        return np.where(turns > 0, turns, MAX_TURNS)
+
+
+@dataclass(frozen=True)
+class ConversationReport:
+    vocabulary: str
+    episodes: int
+    skipped: int
+    results: tuple[StrategyResult, ...]
+    seed: int
+
+
+def _interval(values: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
+    if not len(values):
+        return float("nan"), float("nan")
+    samples = rng.integers(len(values), size=(BOOTSTRAP, len(values)))
+    means = values[samples].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def _talk(service, episode: Episode, shopper: SimulatedShopper) -> int:
+    """One conversation; the turn whose cards held the target, 0 when none did."""
+    session = episode.episode_id
+    service.start(session)
+    target = episode.target
+    own = set(episode.others)
+    target_brand = shopper.target.brand_key
+    said_need_again = False
+    reply = service.send(session, shopper.need)
+    for turn in range(1, MAX_TURNS + 1):
+        if any(card.item_id == target for card in reply.cards):
+            return turn
+        if turn == MAX_TURNS:
+            break
+        if reply.question is not None:
+            answer = shopper.answer(reply.question.facet)
+            offered = {label.casefold(): label for label in reply.question.options}
+            text = NO_PREFERENCE if answer.value is None else offered.get(answer.text.casefold(), answer.text)
+            reply = service.send(session, text)
+        elif reply.cards:
+            mine = [card.item_id for card in reply.cards if card.item_id in own]
+            brands = {card.brand for card in reply.cards}
+            if mine:
+                own.discard(mine[0])
+                reply = service.feedback(session, mine[0], liked=True)
+            elif (
+                len(brands) == 1
+                and next(iter(brands))
+                and target_brand
+                and shopper.target.brand not in brands
+            ):
+                reply = service.send(session, f"not {next(iter(brands))}")
+            else:
+                reply = service.send(session, "show me others")
+        elif not said_need_again:
+            said_need_again = True
+            reply = service.send(session, shopper.need)
+        else:
+            reply = service.send(session, "show me others")
+    return 0
+
+
+def run_conversations(
+    settings: Settings,
+    catalog: Catalog,
+    interactions: Interactions,
+    *,
+    vocabulary: str = "vague",
+    max_episodes: int | None = None,
+    paraphrases: Mapping[str, str] | None = None,
+    strategies: Sequence[str] = STRATEGIES,
+    system=None,
+) -> ConversationReport:
+    """Run the conversation benchmark (see the module docstring). ``system``: a fitted ranking system to use
+    instead of the trained blend (tests)."""
+    from assistant.build import build_assistant
+    from assistant.sessions import MemoryStore
+    from ranking.rerank import FullBlend
+    from ranking.system import TrainingData
+
+    facets = discover_facets(catalog)
+    split = make_split(catalog, interactions, settings.eval)
+    world = ShopperWorld.build(catalog, facets, settings.eval, Order.NEED_FIRST, paraphrases)
+    episodes = episodes_from_split(split, settings.eval, max_episodes)
+    if system is None:
+        system = FullBlend(settings)
+        system.fit(TrainingData.from_split(catalog, facets, split))
+    shoppers = [(e, SimulatedShopper(e, world, Vocabulary(vocabulary))) for e in episodes]
+    usable = [(e, s) for e, s in shoppers if s.need]
+    results = []
+    for strategy in strategies:
+        assistant = build_assistant(settings, catalog, split.train, system=system, store=MemoryStore())
+        shop = assistant.shop
+        conversation = settings.conversation
+        options = {"min_entropy": conversation.min_entropy, "min_coverage": conversation.min_coverage}
+        if strategy == "fixed order":
+            order = tuple(name for name in world.order if name != NEED)
+            shop.policy = FixedOrderPolicy(facets, order, budget=conversation.question_budget, **options)
+        elif strategy == "no questions":
+            shop.policy = QuestionPolicy(facets, budget=0, **options)
+        elif strategy != "engine":
+            raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
+        started = time.perf_counter()
+        turns = tuple(_talk(assistant.service, e, s) for e, s in usable)
+        results.append(StrategyResult(strategy, turns, time.perf_counter() - started))
+    return ConversationReport(
+        vocabulary, len(usable), len(shoppers) - len(usable), tuple(results), settings.eval.seed
+    )
+
+
+def conversation_json(report: ConversationReport) -> dict[str, object]:
+    """The report as plain data, with intervals."""
+    rng = np.random.default_rng(stable_seed(report.seed, "conversation bootstrap"))
+    rows = []
+    for result in report.results:
+        row: dict[str, object] = {"strategy": result.strategy, "seconds": result.seconds}
+        for t in WITHIN:
+            values = result.success_within(t).astype(float)
+            row[f"success@{t}"] = {"value": float(values.mean()), "interval": _interval(values, rng)}
+        turns = result.average_turns()
+        row["average_turns"] = {"value": float(turns.mean()), "interval": _interval(turns, rng)}
+        row["shown_by_turn"] = [float(result.success_within(t).mean()) for t in range(1, MAX_TURNS + 1)]
+        rows.append(row)
+    return {
+        "vocabulary": report.vocabulary,
+        "episodes": report.episodes,
+        "skipped_without_need": report.skipped,
+        "max_turns": MAX_TURNS,
+        "results": rows,
+    }
+
+
+def format_conversation(report: ConversationReport) -> str:
+    """The report as a table: success within T turns and average turns, each with its 95% interval."""
+    document = conversation_json(report)
+    lines = [
+        f"Conversation benchmark: {report.episodes} test episodes, {report.vocabulary} shoppers"
+        + (f" ({report.skipped} without a need statement left out)" if report.skipped else "")
+        + f"; at most {MAX_TURNS} turns, a failure counts as {MAX_TURNS}; "
+        + f"95% intervals from {BOOTSTRAP} bootstrap samples.",
+        "",
+    ]
+    header = f"{'strategy':14}" + "".join(f"{f'success@{t}':>22}" for t in WITHIN) + f"{'average turns':>24}"
+    lines.append(header)
+    for row in document["results"]:
+        cells = []
+        for key in [f"success@{t}" for t in WITHIN] + ["average_turns"]:
+            value, (low, high) = row[key]["value"], row[key]["interval"]
+            cells.append(f"{value:.3f} [{low:.3f}, {high:.3f}]")
+        lines.append(f"{row['strategy']:14}" + "".join(f"{c:>22}" for c in cells[:-1]) + f"{cells[-1]:>24}")
+    lines.append("")
+    lines.append("target shown by turn 1..15:")
+    for row in document["results"]:
+        lines.append(f"  {row['strategy']:14} " + " ".join(f"{v:.2f}" for v in row["shown_by_turn"]))
+    lines.append(
+        "(" + ", ".join(f"{row['strategy']} {row['seconds']:.0f} s" for row in document["results"]) + ")"
+    )
+    return "\n".join(lines)
+
+
+__all__ = [
+    "ConversationReport",
+    "StrategyResult",
+    "conversation_json",
+    "format_conversation",
+    "run_conversations",
+]
