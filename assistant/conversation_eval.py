@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from assistant.grounding import catalog_brands
 from assistant.policy import NO_PREFERENCE, FixedOrderPolicy, QuestionPolicy
 from assistant.simulator import (
     NEED,
@@ -62,6 +63,9 @@ class StrategyResult:
     strategy: str
     turns: tuple[int, ...]
     seconds: float
+    explanations: int = 0
+    unsupported: int = 0
+    example: str = ""
 
     def success_within(self, t: int) -> np.ndarray:
         turns = np.array(self.turns)
@@ -89,7 +93,38 @@ def _interval(values: np.ndarray, rng: np.random.Generator) -> tuple[float, floa
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def _talk(service, episode: Episode, shopper: SimulatedShopper) -> int:
+@dataclass
+class _Audit:
+    """Every explanation shown, checked against the catalog and the store's history (:func:`assistant.explain.
+    audit`)."""
+
+    shop: object
+    brands: frozenset[str]
+    shown: int = 0
+    failed: int = 0
+    example: str = ""
+
+    def check(self, service, session: str, cards) -> None:
+        from assistant.explain import audit
+
+        shop = self.shop
+        profile = service.view(session).conversation.profile
+        for card in cards:
+            position = shop.catalog.position(card.item_id)
+            evidence = [str(int(shop.chosen_by[position]))] if shop.chosen_by is not None else []
+            if shop.shared is not None and profile.liked:
+                evidence += [f"{title} {count}" for title, count in shop.shared(card.item_id, profile.liked)]
+            generated = shop.generated.get(card.item_id, "")
+            findings = audit(
+                card.explanation, shop.catalog[card.item_id], profile, self.brands, evidence, generated
+            )
+            self.shown += 1
+            if findings:
+                self.failed += 1
+                self.example = self.example or f"{card.explanation.text!r}: {findings[0]}"
+
+
+def _talk(service, episode: Episode, shopper: SimulatedShopper, audit: _Audit | None = None) -> int:
     """One conversation; the turn whose cards held the target, 0 when none did."""
     session = episode.episode_id
     service.start(session)
@@ -99,6 +134,8 @@ def _talk(service, episode: Episode, shopper: SimulatedShopper) -> int:
     said_need_again = False
     reply = service.send(session, shopper.need)
     for turn in range(1, MAX_TURNS + 1):
+        if audit is not None and reply.cards:
+            audit.check(service, session, reply.cards)
         if any(card.item_id == target for card in reply.cards):
             return turn
         if turn == MAX_TURNS:
@@ -172,8 +209,12 @@ def run_conversations(
         elif strategy != "engine":
             raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
         started = time.perf_counter()
-        turns = tuple(_talk(assistant.service, e, s) for e, s in usable)
-        results.append(StrategyResult(strategy, turns, time.perf_counter() - started))
+        checked = _Audit(shop, catalog_brands(catalog))
+        turns = tuple(_talk(assistant.service, e, s, checked) for e, s in usable)
+        seconds = time.perf_counter() - started
+        results.append(
+            StrategyResult(strategy, turns, seconds, checked.shown, checked.failed, checked.example)
+        )
     return ConversationReport(
         vocabulary, len(usable), len(shoppers) - len(usable), tuple(results), settings.eval.seed
     )
@@ -191,6 +232,9 @@ def conversation_json(report: ConversationReport) -> dict[str, object]:
         turns = result.average_turns()
         row["average_turns"] = {"value": float(turns.mean()), "interval": _interval(turns, rng)}
         row["shown_by_turn"] = [float(result.success_within(t).mean()) for t in range(1, MAX_TURNS + 1)]
+        row["explanations_shown"] = result.explanations
+        row["explanations_with_unsourced_facts"] = result.unsupported
+        row["unsourced_example"] = result.example
         rows.append(row)
     return {
         "vocabulary": report.vocabulary,
@@ -223,6 +267,17 @@ def format_conversation(report: ConversationReport) -> str:
     lines.append("target shown by turn 1..15:")
     for row in document["results"]:
         lines.append(f"  {row['strategy']:14} " + " ".join(f"{v:.2f}" for v in row["shown_by_turn"]))
+    lines.append(
+        "explanations shown (template sentences; no language model rephrases them yet), and those with a"
+    )
+    lines.append("fact that the catalog, the store's history and the shopper's words do not support:")
+    for row in document["results"]:
+        example = row["unsourced_example"]
+        lines.append(
+            f"  {row['strategy']:14} {row['explanations_shown']:,} shown, "
+            f"{row['explanations_with_unsourced_facts']} unsupported"
+            + (f", e.g. {example}" if example else "")
+        )
     lines.append(
         "(" + ", ".join(f"{row['strategy']} {row['seconds']:.0f} s" for row in document["results"]) + ")"
     )

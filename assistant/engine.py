@@ -340,9 +340,10 @@ class Engine:
         if Intent.SHOW_MORE in intents or Intent.SHOW_NOW in intents:
             return self._recommend(replace(state, pending=None), _say(notes, "Here you go:"), session_id)
         if understood.need and not understood.edits and not self.shop.vocabulary.knows(understood.need):
-            # Words the catalog never uses: searching them would show noise, so say so and keep the profile.
+            # Words the catalog never uses: searching them would show noise, so say so and keep the profile. The words
+            # are not repeated back: a reply never says what it was told to say.
             state = replace(state, profile=replace(state.profile, needs=state.profile.needs[:-1]))
-            lead = f'I don\'t have anything I can match to "{understood.need}".'
+            lead = "I couldn't match that to anything in this store."
             return state, self._again(state, _say(notes, lead))
         if understood.edits or understood.need or Intent.NO_PREFERENCE in intents:
             return self._next(state, _say(notes, ""), session_id)

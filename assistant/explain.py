@@ -18,7 +18,7 @@ Example:
     >>> item = Item("1", "HP 61 Black Ink Cartridge", description="Prints sharp text. Fits HP Deskjet printers.",
     ...             brand="HP", categories=("Supplies", "Ink"))
     >>> explain(item, InterestProfile(needs=("black ink for deskjet",))).text
-    'Ink by HP. It matches your words "black", "ink" and "deskjet". "Fits HP Deskjet printers."'
+    'Ink by HP. It matches your words “black”, “ink” and “deskjet”. “Fits HP Deskjet printers.”'
 """
 
 from __future__ import annotations
@@ -34,6 +34,12 @@ from data.facets import PATH_SEPARATOR
 from data.schema import Item
 from retrieval.profile import Op
 
+# The words of the template's own frame: everything else in an explanation is a fact that must come from the
+# catalog, the store's history or the shopper's own words (see :func:`audit`).
+TEMPLATE_WORDS = (
+    "by It matches your words and choice of shoppers who chose which you liked this too Chosen in store's history "
+    "from a generated description"
+)
 # Shoppers who chose both items before the evidence is worth a sentence.
 MIN_SHARED = 2
 MAX_SENTENCE_CHARS = 220
@@ -104,7 +110,7 @@ def explain(
     met = _slots_met(item, profile)
     said = []
     if matched:
-        said.append(f"your words {_join([f'{chr(34)}{w}{chr(34)}' for w in matched])}")
+        said.append(f"your words {_join([_quote(w) for w in matched])}")
     if met:
         said.append(f"your choice of {_join(met)}")
     if said:
@@ -116,17 +122,22 @@ def explain(
     if not sentence and not item.description and generated_description:
         sentence, generated = _best_sentence(generated_description, need_stems, title_stems), True
     if sentence:
-        parts.append(f'"{sentence}"' + (" (from a generated description)" if generated else ""))
+        parts.append(_quote(sentence) + (" (from a generated description)" if generated else ""))
         facts.append(sentence)
     evidence = [] if shared_with is None else [e for e in shared_with(item.item_id) if e[1] >= MIN_SHARED]
     if evidence:
         title, count = evidence[0]
-        parts.append(f'{count} shoppers who chose "{title}", which you liked, chose this too.')
+        parts.append(f"{count} shoppers who chose {_quote(title)}, which you liked, chose this too.")
         facts.extend((title, str(count)))
     elif chosen_by is not None and chosen_by >= MIN_SHARED:
         parts.append(f"Chosen by {chosen_by} shoppers in this store's history.")
         facts.append(str(chosen_by))
     return Explanation(" ".join(parts), tuple(dict.fromkeys(facts)), matched, sentence, generated)
+
+
+def _quote(text: str) -> str:
+    """Typographic quotes: an ASCII double quote after a number reads as inches ("Set of 8" is not 8 inches)."""
+    return f"\u201c{text}\u201d"
 
 
 def _slots_met(item: Item, profile: InterestProfile) -> list[str]:
@@ -151,3 +162,23 @@ def _slots_met(item: Item, profile: InterestProfile) -> list[str]:
 def _join(words: Sequence[str]) -> str:
     words = list(words)
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def audit(
+    explanation: Explanation,
+    item: Item,
+    profile: InterestProfile,
+    known_brands: frozenset[str],
+    evidence: Sequence[str] = (),
+    generated_description: str = "",
+) -> list:
+    """What in a shown explanation the catalog does not support: :func:`assistant.grounding.check_grounded`
+    over the item's catalog facts, the template's frame words, the shopper's own words and ``evidence`` (facts of
+    the store's history computed by the caller: counts, liked titles). An empty list means every fact is sourced.
+    """
+    from assistant.grounding import SourceFacts, check_grounded
+
+    slots = [str(slot.constraint.value).replace(PATH_SEPARATOR, " ") for slot in profile.slots]
+    said = [slot.said for slot in profile.slots]
+    extra = (TEMPLATE_WORDS, profile.need, *slots, *said, *evidence, generated_description)
+    return check_grounded(explanation.text, SourceFacts.from_item(item, known_brands, extra=extra))

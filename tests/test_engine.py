@@ -84,7 +84,7 @@ def test_a_like_is_kept_and_the_explanation_cites_the_shoppers_who_chose_both(se
     assert reply.text.startswith('Noted: you like "HP 61 Black Ink Cartridge".')
     assert service.view("s").conversation.profile.liked == ("ink-hp",)
     color = next(card for card in reply.cards if card.item_id == "ink-hp-color")
-    evidence = '4 shoppers who chose "HP 61 Black Ink Cartridge", which you liked, chose this too.'
+    evidence = "4 shoppers who chose “HP 61 Black Ink Cartridge”, which you liked, chose this too."
     assert evidence in color.explanation.text
     # A like of a card on screen, by its number.
     service.send("t", "ink")
@@ -141,7 +141,7 @@ def test_talk_to_a_person_asks_for_a_handover(service) -> None:
         ("x" * 20_000, "That message is longer than 2,000 characters."),
         ("🙂🙂🙂", "I can only read words."),
         ("\x00\x01\x02", "I can only read words."),
-        ("zzqx vvbn", 'I don\'t have anything I can match to "zzqx vvbn".'),
+        ("zzqx vvbn", "I couldn't match that to anything in this store."),
     ],
 )
 def test_bad_messages_get_a_polite_reply_and_leave_the_session_intact(service, message, start) -> None:

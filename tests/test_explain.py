@@ -1,0 +1,53 @@
+"""Explanations: facts computed from the catalog, the template built from them, and the audit that checks them."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from assistant.explain import audit, explain
+from assistant.profile import InterestProfile
+from data.schema import Item
+from retrieval.profile import Constraint, Op
+
+INK = Item(
+    "1",
+    "HP 61 Black Ink Cartridge",
+    description="HP 61 Black Ink Cartridge. Fits HP Deskjet printers and prints sharp text.",
+    brand="HP",
+    categories=("Supplies", "Ink"),
+)
+BRANDS = frozenset({"HP", "Canon"})
+
+
+def test_the_template_says_the_matches_the_best_sentence_and_the_history() -> None:
+    profile = InterestProfile(needs=("ink for deskjet",)).with_slot(Constraint("brand", Op.EQ, "hp"), "hp", 1)
+    explanation = explain(INK, profile, shared_with=lambda _: [("Canon Photo Paper", 3)], chosen_by=9)
+    # The first sentence only repeats the title, so the one that says more is quoted.
+    assert explanation.text == (
+        "Ink by HP. It matches your words “ink” and “deskjet” and your choice of HP. "
+        "“Fits HP Deskjet printers and prints sharp text.” "
+        "3 shoppers who chose “Canon Photo Paper”, which you liked, chose this too."
+    )
+    assert explanation.matched == ("ink", "deskjet") and not explanation.generated
+
+
+def test_a_generated_description_is_used_only_without_seller_text_and_is_marked() -> None:
+    thin = replace(INK, description="", brand="Generic")
+    explanation = explain(
+        thin, InterestProfile(needs=("deskjet",)), generated_description="Black ink for Deskjet printers."
+    )
+    assert explanation.text == (
+        "Ink. It matches your words “deskjet”. “Black ink for Deskjet printers.” (from a generated description)"
+    )
+    assert explanation.generated
+    # The placeholder brand "Generic" names no brand and is never shown as one.
+    assert "Generic" not in explanation.text
+
+
+def test_the_audit_passes_template_facts_and_catches_invented_ones() -> None:
+    profile = InterestProfile(needs=("ink for deskjet",))
+    explanation = explain(INK, profile, chosen_by=9)
+    assert audit(explanation, INK, profile, BRANDS, evidence=["9"]) == []
+    invented = replace(explanation, text=explanation.text.replace("HP.", "Canon.").replace("9", "90"))
+    kinds = sorted(finding.kind.value for finding in audit(invented, INK, profile, BRANDS, evidence=["9"]))
+    assert kinds == ["brand", "number"]
