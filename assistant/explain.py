@@ -6,7 +6,8 @@
   brand asked for);
 - its category and brand;
 - the sentence of its own description that shares most words with the need; a generated description (written
-  for a thin item, never seller text) is used only when the item has no seller text, and is marked as generated;
+  for a thin item, never seller text) is used only when the item has no seller text, and is marked as generated.
+  Nothing is put in quotation marks: a quote mark after a number reads as inches to the audit (and to a reader);
 - collaborative evidence: how many shoppers in the store's history chose both this item and one the shopper
   liked (shown from :data:`MIN_SHARED` shoppers), and how many chose it at all.
 
@@ -18,7 +19,7 @@ Example:
     >>> item = Item("1", "HP 61 Black Ink Cartridge", description="Prints sharp text. Fits HP Deskjet printers.",
     ...             brand="HP", categories=("Supplies", "Ink"))
     >>> explain(item, InterestProfile(needs=("black ink for deskjet",))).text
-    'Ink by HP. It matches your words “black”, “ink” and “deskjet”. “Fits HP Deskjet printers.”'
+    'Ink by HP. It matches your words black, ink and deskjet. Its description says: Fits HP Deskjet printers.'
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ from retrieval.profile import Op
 # The words of the template's own frame: everything else in an explanation is a fact that must come from the
 # catalog, the store's history or the shopper's own words (see :func:`audit`).
 TEMPLATE_WORDS = (
-    "by It matches your words and choice of shoppers who chose which you liked this too Chosen in store's history "
-    "from a generated description"
+    "by It matches your words and choice of shoppers who chose this also one you liked Chosen in store's history "
+    "Its description says A generated not the seller's"
 )
 # Shoppers who chose both items before the evidence is worth a sentence.
 MIN_SHARED = 2
@@ -110,7 +111,7 @@ def explain(
     met = _slots_met(item, profile)
     said = []
     if matched:
-        said.append(f"your words {_join([_quote(w) for w in matched])}")
+        said.append(f"your words {_join(matched)}")
     if met:
         said.append(f"your choice of {_join(met)}")
     if said:
@@ -122,22 +123,18 @@ def explain(
     if not sentence and not item.description and generated_description:
         sentence, generated = _best_sentence(generated_description, need_stems, title_stems), True
     if sentence:
-        parts.append(_quote(sentence) + (" (from a generated description)" if generated else ""))
+        lead = "A generated description (not the seller's) says:" if generated else "Its description says:"
+        parts.append(f"{lead} {sentence}" + ("" if sentence.endswith((".", "!", "?")) else "."))
         facts.append(sentence)
     evidence = [] if shared_with is None else [e for e in shared_with(item.item_id) if e[1] >= MIN_SHARED]
     if evidence:
         title, count = evidence[0]
-        parts.append(f"{count} shoppers who chose {_quote(title)}, which you liked, chose this too.")
+        parts.append(f"{count} shoppers who chose this also chose one you liked: {title}.")
         facts.extend((title, str(count)))
     elif chosen_by is not None and chosen_by >= MIN_SHARED:
         parts.append(f"Chosen by {chosen_by} shoppers in this store's history.")
         facts.append(str(chosen_by))
     return Explanation(" ".join(parts), tuple(dict.fromkeys(facts)), matched, sentence, generated)
-
-
-def _quote(text: str) -> str:
-    """Typographic quotes: an ASCII double quote after a number reads as inches ("Set of 8" is not 8 inches)."""
-    return f"\u201c{text}\u201d"
 
 
 def _slots_met(item: Item, profile: InterestProfile) -> list[str]:

@@ -84,7 +84,7 @@ def test_a_like_is_kept_and_the_explanation_cites_the_shoppers_who_chose_both(se
     assert reply.text.startswith('Noted: you like "HP 61 Black Ink Cartridge".')
     assert service.view("s").conversation.profile.liked == ("ink-hp",)
     color = next(card for card in reply.cards if card.item_id == "ink-hp-color")
-    evidence = "4 shoppers who chose “HP 61 Black Ink Cartridge”, which you liked, chose this too."
+    evidence = "4 shoppers who chose this also chose one you liked: HP 61 Black Ink Cartridge."
     assert evidence in color.explanation.text
     # A like of a card on screen, by its number.
     service.send("t", "ink")

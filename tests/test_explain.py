@@ -24,9 +24,9 @@ def test_the_template_says_the_matches_the_best_sentence_and_the_history() -> No
     explanation = explain(INK, profile, shared_with=lambda _: [("Canon Photo Paper", 3)], chosen_by=9)
     # The first sentence only repeats the title, so the one that says more is quoted.
     assert explanation.text == (
-        "Ink by HP. It matches your words “ink” and “deskjet” and your choice of HP. "
-        "“Fits HP Deskjet printers and prints sharp text.” "
-        "3 shoppers who chose “Canon Photo Paper”, which you liked, chose this too."
+        "Ink by HP. It matches your words ink and deskjet and your choice of HP. "
+        "Its description says: Fits HP Deskjet printers and prints sharp text. "
+        "3 shoppers who chose this also chose one you liked: Canon Photo Paper."
     )
     assert explanation.matched == ("ink", "deskjet") and not explanation.generated
 
@@ -37,7 +37,8 @@ def test_a_generated_description_is_used_only_without_seller_text_and_is_marked(
         thin, InterestProfile(needs=("deskjet",)), generated_description="Black ink for Deskjet printers."
     )
     assert explanation.text == (
-        "Ink. It matches your words “deskjet”. “Black ink for Deskjet printers.” (from a generated description)"
+        "Ink. It matches your words deskjet. "
+        "A generated description (not the seller's) says: Black ink for Deskjet printers."
     )
     assert explanation.generated
     # The placeholder brand "Generic" names no brand and is never shown as one.
