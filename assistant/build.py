@@ -39,16 +39,21 @@ class Assistant:
 
 
 def session_store(settings: Settings) -> SessionStore:
-    """The store the settings name: ``memory``, a ``sqlite:///path``, or "" for the artifacts folder's file."""
+    """The store the settings name: ``memory``, ``sqlite:///PATH``, ``postgresql://...``, or "" for the artifacts
+    folder's SQLite file."""
     url = settings.conversation.session_store.strip()
     if url == "memory":
         return MemoryStore()
     if url.startswith("sqlite:///"):
         return SQLiteStore(url.removeprefix("sqlite:///"))
+    if url.startswith(("postgresql://", "postgres://")):
+        from assistant.sessions import PostgresStore
+
+        return PostgresStore(url)
     if url:
         raise ValueError(
-            f"conversation.session_store {url!r}: use '' (SQLite under the artifacts folder), 'memory' or "
-            "'sqlite:///PATH'"
+            f"conversation.session_store {url!r}: use '' (SQLite under the artifacts folder), 'memory', "
+            "'sqlite:///PATH' or 'postgresql://...'"
         )
     return SQLiteStore(settings.paths.artifacts / SESSIONS_FILE)
 

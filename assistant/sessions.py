@@ -9,7 +9,11 @@ save is one transaction: a crash mid-turn leaves the previous state whole.
 
 - :class:`MemoryStore`: one process, nothing written (the terminal chat, tests).
 - :class:`SQLiteStore`: a file (``<artifacts>/sessions.sqlite3`` by default) in WAL mode, shared by the processes
-  of one machine. Sessions untouched for ``session_ttl_hours`` are deleted by :meth:`SessionStore.expire`.
+  of one machine.
+- :class:`PostgresStore`: a PostgreSQL database (``conversation.session_store = "postgresql://..."``), shared by
+  server processes on several machines.
+
+Sessions untouched for ``session_ttl_hours`` are deleted by :meth:`SessionStore.expire`.
 
 Example:
     >>> store = MemoryStore()
@@ -213,3 +217,70 @@ class SQLiteStore(SessionStore):
 
     def expire(self, older_than: float) -> int:
         return self._connection().execute("DELETE FROM sessions WHERE updated < ?", (older_than,)).rowcount
+
+
+class PostgresStore(SessionStore):
+    """Sessions in PostgreSQL (one connection per thread; each save one transaction)."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.url = url
+        self._psycopg = psycopg
+        self._local = threading.local()
+        with self._connection().transaction():
+            self._connection().execute(
+                "CREATE TABLE IF NOT EXISTS concierge_sessions (id TEXT PRIMARY KEY, data TEXT NOT NULL, "
+                "version INTEGER NOT NULL, updated DOUBLE PRECISION NOT NULL)"
+            )
+            self._connection().execute(
+                "CREATE INDEX IF NOT EXISTS concierge_sessions_updated ON concierge_sessions (updated)"
+            )
+
+    def _connection(self):
+        db = getattr(self._local, "db", None)
+        if db is None or db.closed:
+            db = self._psycopg.connect(self.url, autocommit=True)
+            self._local.db = db
+        return db
+
+    def load(self, session_id: str) -> SessionRecord | None:
+        row = (
+            self._connection()
+            .execute("SELECT data, version, updated FROM concierge_sessions WHERE id = %s", (session_id,))
+            .fetchone()
+        )
+        return None if row is None else SessionRecord.from_json(session_id, row[0], row[1], row[2])
+
+    def save(self, record: SessionRecord, expected_version: int) -> SessionRecord:
+        db = self._connection()
+        now = time.time()
+        with db.transaction():
+            if expected_version == 0:
+                changed = db.execute(
+                    "INSERT INTO concierge_sessions (id, data, version, updated) VALUES (%s, %s, 1, %s) "
+                    "ON CONFLICT (id) DO NOTHING",
+                    (record.session_id, record.to_json(), now),
+                ).rowcount
+            else:
+                changed = db.execute(
+                    "UPDATE concierge_sessions SET data = %s, version = version + 1, updated = %s "
+                    "WHERE id = %s AND version = %s",
+                    (record.to_json(), now, record.session_id, expected_version),
+                ).rowcount
+            if changed != 1:
+                raise SessionConflict(f"session {record.session_id!r} changed since it was loaded")
+        return replace(record, version=expected_version + 1, updated=now)
+
+    def sessions(self, since: float = 0.0) -> list[tuple[str, float]]:
+        rows = self._connection().execute(
+            "SELECT id, updated FROM concierge_sessions WHERE updated >= %s ORDER BY updated DESC", (since,)
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    def expire(self, older_than: float) -> int:
+        return (
+            self._connection()
+            .execute("DELETE FROM concierge_sessions WHERE updated < %s", (older_than,))
+            .rowcount
+        )

@@ -84,6 +84,36 @@ class TestSQLiteStore(StoreContract):
         assert one.load("a").state == {"turn": 2}
 
 
+class TestPostgresStore(StoreContract):
+    @pytest.fixture(autouse=True)
+    def _server(self, postgres_url):
+        import psycopg
+
+        self.url = postgres_url
+        with psycopg.connect(postgres_url, autocommit=True) as db:
+            db.execute("DROP TABLE IF EXISTS concierge_sessions")
+
+    def make(self, folder: Path):
+        from assistant.sessions import PostgresStore
+
+        return PostgresStore(self.url)
+
+    def test_two_server_processes_share_sessions_and_see_conflicts(self, tmp_path) -> None:
+        from assistant.sessions import PostgresStore
+
+        one, two = PostgresStore(self.url), PostgresStore(self.url)
+        one.save(SessionRecord("a", {"turn": 1}), 0)
+        two.save(SessionRecord("a", {"turn": 2}), 1)
+        with pytest.raises(SessionConflict):
+            one.save(SessionRecord("a", {"turn": 3}), 1)
+        service = small_assistant(tmp_path, store=one).service
+        other = small_assistant(tmp_path / "other", store=two).service
+        service.send("shared", "ink")
+        reply = other.send("shared", "hp")
+        assert [card.item_id for card in reply.cards] == ["ink-hp", "ink-hp-color"]
+        assert service.view("shared").version == 2
+
+
 def test_emails_and_phone_numbers_are_redacted_but_model_codes_kept() -> None:
     assert redact("ann.lee+shop@example.co.uk wants HP 61XL") == "[email] wants HP 61XL"
     assert redact("call 555-123-4567 or +44 20 7946 0958") == "call [phone] or [phone]"
