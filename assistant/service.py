@@ -18,10 +18,12 @@ from dataclasses import dataclass, replace
 
 from assistant.engine import Conversation, Engine, Reply
 from assistant.sessions import SessionConflict, SessionRecord, SessionStore
+from retrieval.profile import Constraint
 
 log = logging.getLogger(__name__)
 
 FAILURE_TEXT = "Sorry, something went wrong on my side. Your conversation is kept; please try again."
+WAITING_TEXT = "A person from our team has your conversation and will answer you here."
 MAX_SESSION_ID = 200
 _RETRIES = 3
 
@@ -93,6 +95,10 @@ class AssistantService:
         text = message if isinstance(message, str) else ""
 
         def turn(record: SessionRecord) -> tuple[SessionRecord, Reply]:
+            if _conversation(record).handover:
+                # A person has the conversation: the message waits for them, the assistant does not answer.
+                reply = Reply(WAITING_TEXT, handover=True)
+                return record.said("shopper", text), reply
             state, reply = self.engine.respond(_conversation(record), text, session_id)
             record = (
                 replace(record, state=state.to_dict()).said("shopper", text).said("assistant", reply.text)
@@ -115,6 +121,77 @@ class AssistantService:
             ), reply
 
         return self._turn(session_id, turn)
+
+    # --- what a customer-service agent does (every action is recorded in the session's events) -------------
+
+    def take_over(self, session_id: str, agent: str) -> str:
+        """An agent takes the conversation; returns the summary they read first."""
+        self._agent_turn(session_id, agent, "took over", lambda c: replace(c, handover=True))
+        return self.summary(session_id)
+
+    def hand_back(self, session_id: str, agent: str) -> None:
+        """The agent hands the conversation back to the assistant."""
+        self._agent_turn(session_id, agent, "handed back", lambda c: replace(c, handover=False))
+
+    def agent_say(self, session_id: str, agent: str, text: str) -> None:
+        """The agent writes to the shopper (shown as a person's message)."""
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError("an agent message needs some text")
+        self._agent_turn(session_id, agent, "wrote", lambda c: c, said=text)
+
+    def agent_edit(self, session_id: str, agent: str, constraint: Constraint | None, facet: str = "") -> None:
+        """The agent adds a constraint to the profile, or with ``constraint=None`` clears ``facet``."""
+
+        def edit(conversation: Conversation) -> Conversation:
+            profile = conversation.profile
+            if constraint is None:
+                profile = profile.cleared(facet)
+            else:
+                profile = profile.with_slot(constraint, f"agent {agent}", conversation.turn)
+            return replace(conversation, profile=profile)
+
+        what = (
+            f"cleared {facet}"
+            if constraint is None
+            else f"set {constraint.facet} {constraint.op.value} {constraint.value}"
+        )
+        self._agent_turn(session_id, agent, what, edit)
+
+    def summary(self, session_id: str) -> str:
+        """A short summary of the conversation for the agent who joins: built from the profile and transcript."""
+        view = self.view(session_id)
+        if view is None:
+            return "No conversation yet."
+        catalog = self.engine.shop.catalog
+        profile = view.conversation.profile
+        wants = [f"{s.facet} {s.constraint.op.value} {s.constraint.value}" for s in profile.slots]
+        liked = [catalog[i].title for i in profile.liked if i in catalog]
+        lines = [
+            f"{view.conversation.turn} shopper messages; {len(profile.shown)} items shown.",
+            f"Looking for: {profile.need or 'not said in words'}.",
+            f"Wishes: {'; '.join(wants) if wants else 'none'}.",
+            f"Liked: {'; '.join(liked) if liked else 'nothing yet'}.",
+        ]
+        last = [text for role, text in view.transcript if role == "shopper"][-1:]
+        if last:
+            lines.append(f"Last message: {last[0]}")
+        return "\n".join(lines)
+
+    def _agent_turn(self, session_id: str, agent: str, what: str, change, said: str = "") -> None:
+        _check_id(session_id)
+        if not isinstance(agent, str) or not agent.strip():
+            raise ValueError("an agent action needs the agent's name")
+
+        def turn(record: SessionRecord) -> tuple[SessionRecord, Reply]:
+            conversation = change(_conversation(record))
+            record = replace(
+                record,
+                state=conversation.to_dict(),
+                events=(*record.events, {"at": time.time(), "agent": agent, "what": what}),
+            )
+            return (record.said("agent", said) if said else record), Reply(said)
+
+        self._turn(session_id, turn)
 
     def view(self, session_id: str) -> SessionView | None:
         """The stored session, ``None`` when there is none."""

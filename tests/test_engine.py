@@ -188,3 +188,37 @@ def test_conversation_state_round_trips_through_plain_data(service) -> None:
     service.send("s", "ink")
     state = service.view("s").conversation
     assert Conversation.from_dict(state.to_dict()) == state
+
+
+def test_an_agent_takes_over_reads_a_summary_edits_the_profile_writes_and_hands_back(service) -> None:
+    from retrieval.profile import Constraint, Op
+
+    service.send("s", "black ink")
+    service.send("s", "talk to a person")
+    summary = service.take_over("s", "maria")
+    assert summary.splitlines()[:3] == [
+        "2 shopper messages; 0 items shown.",
+        "Looking for: black.",
+        "Wishes: category_2 = Office Electronics > Ink.",
+    ]
+    waiting = service.send("s", "hello? anyone?")
+    assert waiting.handover and waiting.text.startswith("A person from our team has your conversation")
+    service.agent_edit("s", "maria", Constraint("brand", Op.EQ, "canon"))
+    service.agent_say("s", "maria", "I set Canon for you; the XL lasts longer.")
+    service.hand_back("s", "maria")
+    picks = service.send("s", "show me products")
+    assert [card.item_id for card in picks.cards] == ["ink-canon", "ink-canon-xl"]
+    view = service.view("s")
+    assert [event.get("what") for event in view.events] == [
+        "handover requested",
+        "took over",
+        "set brand = canon",
+        "wrote",
+        "handed back",
+    ]
+    assert ("agent", "I set Canon for you; the XL lasts longer.") in view.transcript
+    assert ("shopper", "hello? anyone?") in view.transcript
+    slot = next(slot for slot in view.conversation.profile.slots if slot.facet == "brand")
+    assert slot.said == "agent maria"
+    with pytest.raises(ValueError, match="agent's name"):
+        service.hand_back("s", " ")
