@@ -146,7 +146,7 @@ def description_prompt(item: Item, max_words: int) -> list[tuple[str, str]]:
         ('system', 'human', 8)
     """
     rules = (
-        "You write product descriptions for an online office-supply store. Write one or two plain sentences, "
+        "You write product descriptions for an online store. Write one or two plain sentences, "
         f"at most {max_words} words, that say what the product is, using only the facts given. Never add "
         "anything that is not in the facts: no numbers, sizes, model numbers, brands, colours, materials, "
         "features, compatibility, warranties, prices, uses or opinions. Do not praise the product."

@@ -52,3 +52,29 @@ def test_the_audit_passes_template_facts_and_catches_invented_ones() -> None:
     invented = replace(explanation, text=explanation.text.replace("HP.", "Canon.").replace("9", "90"))
     kinds = sorted(finding.kind.value for finding in audit(invented, INK, profile, BRANDS, evidence=["9"]))
     assert kinds == ["brand", "number"]
+
+
+def test_a_rewording_with_its_own_words_is_shown_one_with_its_own_facts_falls_back_to_the_template() -> None:
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    from assistant.explain import rephrase_explanation
+    from assistant.llm import Outcome
+
+    profile = InterestProfile(needs=("ink for deskjet",))
+    explanation = explain(INK, profile, chosen_by=9)
+    model = FakeListChatModel(
+        responses=[
+            "Good news: this HP ink fits Deskjet printers, and 9 shoppers here chose it.",
+            "This HP ink fits Deskjet printers and is 20% off today, loved by 500 shoppers.",
+            "Canon makes this one, the best ink there is.",
+        ]
+    )
+    kept = rephrase_explanation(model, explanation, INK, profile, BRANDS, evidence=["9"])
+    assert (kept.outcome, kept.text) == (
+        Outcome.ACCEPTED,
+        "Good news: this HP ink fits Deskjet printers, and 9 shoppers here chose it.",
+    )
+    for _ in range(2):
+        refused = rephrase_explanation(model, explanation, INK, profile, BRANDS, evidence=["9"])
+        assert (refused.outcome, refused.text) == (Outcome.REJECTED, explanation.text)
+    assert rephrase_explanation(None, explanation, INK, profile, BRANDS).text == explanation.text
