@@ -97,6 +97,7 @@ def build_assistant(
         shared=_shared(catalog, data),
         candidates=_candidates(system, conversation.policy_candidates),
         slate_size=conversation.slate_size,
+        llm=_chat_model(settings),
     )
     service = AssistantService(Engine(shop), store or session_store(settings), conversation.session_ttl_hours)
     return Assistant(service, shop, ranking)
@@ -129,6 +130,18 @@ def _ranking_system(settings: Settings):
             settings
         ), "hybrid retrieval (the reranker is not trained yet: concierge train-reranker)"
     return FullBlend(settings), "hybrid retrieval reranked by the cross-encoder and the MF prior (blend)"
+
+
+def _chat_model(settings: Settings):
+    """The language model that may reword explanations; ``None`` with provider "none" or when it cannot load
+    (explanations are then the templates, which are always shown anyway)."""
+    from assistant.llm import ModelUnavailableError, get_chat_model
+
+    try:
+        return get_chat_model(settings)
+    except ModelUnavailableError as error:
+        log.warning("explanations stay templates: %s", error)
+        return None
 
 
 def _generated(settings: Settings, catalog: Catalog) -> dict[str, str]:

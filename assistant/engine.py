@@ -191,6 +191,7 @@ class Shop:
         chosen_by: Training shoppers per item, in catalog order (``None`` when no history).
         shared: For an item id and the liked item ids, ``(liked title, shoppers who chose both)`` pairs.
         candidates: Catalog positions of the candidates for a ranking profile, best first (the policy's input).
+        llm: The chat model that may reword explanations (:func:`assistant.llm.get_chat_model`), ``None``.
     """
 
     catalog: Catalog
@@ -203,6 +204,7 @@ class Shop:
     shared: Callable[[str, Sequence[str]], list[tuple[str, int]]] | None = None
     candidates: Callable[[object], np.ndarray] | None = None
     slate_size: int = SLATE_SIZE
+    llm: object | None = None
 
 
 class Engine:

@@ -41,6 +41,7 @@ TEMPLATE_WORDS = (
     "by It matches your words and choice of shoppers who chose this also one you liked Chosen in store's history "
     "Its description says A generated not the seller's"
 )
+_FUNCTION_WORDS = " ".join(sorted(STOPWORDS))
 # Shoppers who chose both items before the evidence is worth a sentence.
 MIN_SHARED = 2
 MAX_SENTENCE_CHARS = 220
@@ -175,17 +176,18 @@ def audit(
     over the item's catalog facts, the template's frame words, the shopper's own words and ``evidence`` (facts of
     the store's history computed by the caller: counts, liked titles). An empty list means every fact is sourced.
 
-    ``words=False`` leaves out the checker's new-word findings (ordinary words the sources lack: "thank",
-    "great choice"), keeping every number, model code, brand, name and claim: the check a model's rewording of
-    the template must pass, which may use words of its own but no fact of its own.
+    ``words=False`` is the check a model's rewording must pass: it may also use English function words (those
+    :data:`assistant.understand.STOPWORDS` lists), but no other word the sources lack ("purchase", "reviews",
+    "perfect"), and no number, model code, brand, name or claim of its own.
     """
-    from assistant.grounding import FindingKind, SourceFacts, check_grounded
+    from assistant.grounding import SourceFacts, check_grounded
 
     slots = [str(slot.constraint.value).replace(PATH_SEPARATOR, " ") for slot in profile.slots]
     said = [slot.said for slot in profile.slots]
     extra = (TEMPLATE_WORDS, profile.need, *slots, *said, *evidence, generated_description)
-    findings = check_grounded(explanation.text, SourceFacts.from_item(item, known_brands, extra=extra))
-    return findings if words else [f for f in findings if f.kind is not FindingKind.NEW_WORD]
+    if not words:
+        extra = (*extra, _FUNCTION_WORDS)
+    return check_grounded(explanation.text, SourceFacts.from_item(item, known_brands, extra=extra))
 
 
 def rephrase_prompt(explanation: Explanation) -> list[tuple[str, str]]:

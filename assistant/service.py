@@ -13,10 +13,12 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
-from assistant.engine import Conversation, Engine, Reply
+from assistant.engine import Card, Conversation, Engine, Reply
+from assistant.llm import Generated
+from assistant.profile import InterestProfile
 from assistant.sessions import SessionConflict, SessionRecord, SessionStore
 from retrieval.profile import Constraint
 
@@ -192,6 +194,29 @@ class AssistantService:
             return (record.said("agent", said) if said else record), Reply(said)
 
         self._turn(session_id, turn)
+
+    def reword(self, session_id: str, cards: Sequence[Card]) -> Iterator[tuple[str, Generated]]:
+        """For each card, the language model's rewording of its explanation, or its template when there is no
+        model or the rewording states anything the catalog does not support. Channels show the cards first and
+        these after them, as they come (each takes the model's time)."""
+        from assistant.explain import rephrase_explanation
+        from assistant.grounding import catalog_brands
+
+        shop = self.engine.shop
+        view = self.view(session_id)
+        profile = view.conversation.profile if view else InterestProfile()
+        brands = catalog_brands(shop.catalog)
+        for card in cards:
+            item = shop.catalog[card.item_id]
+            position = shop.catalog.position(card.item_id)
+            evidence = [str(int(shop.chosen_by[position]))] if shop.chosen_by is not None else []
+            if shop.shared is not None and profile.liked:
+                evidence += [f"{title} {count}" for title, count in shop.shared(card.item_id, profile.liked)]
+            generated = shop.generated.get(card.item_id, "")
+            yield (
+                card.item_id,
+                rephrase_explanation(shop.llm, card.explanation, item, profile, brands, evidence, generated),
+            )
 
     def view(self, session_id: str) -> SessionView | None:
         """The stored session, ``None`` when there is none."""

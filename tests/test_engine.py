@@ -222,3 +222,25 @@ def test_an_agent_takes_over_reads_a_summary_edits_the_profile_writes_and_hands_
     assert slot.said == "agent maria"
     with pytest.raises(ValueError, match="agent's name"):
         service.hand_back("s", " ")
+
+
+def test_rewordings_come_after_the_cards_and_only_checked_ones_replace_the_template(tmp_path) -> None:
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    assistant = small_assistant(tmp_path)
+    service = assistant.service
+    service.send("s", "ink")
+    reply = service.send("s", "hp")
+    assistant.shop.llm = FakeListChatModel(
+        responses=[
+            "An HP ink for Deskjet printers, chosen by 8 shoppers here.",
+            "Now 50% off, the best ink ever.",
+        ]
+    )
+    reworded = dict(service.reword("s", reply.cards))
+    assert reworded["ink-hp"].used_model
+    assert reworded["ink-hp"].text == "An HP ink for Deskjet printers, chosen by 8 shoppers here."
+    assert not reworded["ink-hp-color"].used_model
+    assert reworded["ink-hp-color"].text == reply.cards[1].explanation.text
+    assistant.shop.llm = None
+    assert all(not g.used_model for _, g in service.reword("s", reply.cards))

@@ -88,7 +88,12 @@ def run_chat(settings: Settings, script: Path | None, as_json: bool) -> int:
         print(f"(ranking: {assistant.ranking}; Ctrl+D ends)")
         _print_reply(greeting)
         for line in sys.stdin:
-            _print_reply(service.send(SESSION, line.rstrip("\n")))
+            reply = service.send(SESSION, line.rstrip("\n"))
+            _print_reply(reply)
+            # The cards are printed; the model's wordings follow as they come, only those that pass the check.
+            for number, (_, generated) in enumerate(service.reword(SESSION, reply.cards), start=1):
+                if generated.used_model:
+                    print(f"  {number}. {generated.text}", flush=True)
         return 0
     turns = [{"message": None, "reply": reply_to_json(greeting)}]
     for message in messages:
