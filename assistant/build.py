@@ -98,6 +98,7 @@ def build_assistant(
         candidates=_candidates(system, conversation.policy_candidates),
         slate_size=conversation.slate_size,
         llm=_chat_model(settings),
+        cards_with_questions=conversation.cards_with_questions,
     )
     service = AssistantService(Engine(shop), store or session_store(settings), conversation.session_ttl_hours)
     return Assistant(service, shop, ranking)

@@ -83,6 +83,7 @@ class ConversationReport:
     skipped: int
     results: tuple[StrategyResult, ...]
     seed: int
+    shoppers: str = "test"
 
 
 def _interval(values: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
@@ -178,9 +179,11 @@ def run_conversations(
     paraphrases: Mapping[str, str] | None = None,
     strategies: Sequence[str] = STRATEGIES,
     system=None,
+    validation: bool = False,
 ) -> ConversationReport:
     """Run the conversation benchmark (see the module docstring). ``system``: a fitted ranking system to use
-    instead of the trained blend (tests)."""
+    instead of the trained blend (tests); ``validation``: the validation shoppers' episodes instead of the test
+    shoppers' (to choose settings on)."""
     from assistant.build import build_assistant
     from assistant.sessions import MemoryStore
     from ranking.rerank import FullBlend
@@ -189,7 +192,7 @@ def run_conversations(
     facets = discover_facets(catalog)
     split = make_split(catalog, interactions, settings.eval)
     world = ShopperWorld.build(catalog, facets, settings.eval, Order.NEED_FIRST, paraphrases)
-    episodes = episodes_from_split(split, settings.eval, max_episodes)
+    episodes = episodes_from_split(split, settings.eval, max_episodes, validation=validation)
     if system is None:
         system = FullBlend(settings)
         system.fit(TrainingData.from_split(catalog, facets, split))
@@ -216,7 +219,12 @@ def run_conversations(
             StrategyResult(strategy, turns, seconds, checked.shown, checked.failed, checked.example)
         )
     return ConversationReport(
-        vocabulary, len(usable), len(shoppers) - len(usable), tuple(results), settings.eval.seed
+        vocabulary,
+        len(usable),
+        len(shoppers) - len(usable),
+        tuple(results),
+        settings.eval.seed,
+        "validation" if validation else "test",
     )
 
 
@@ -239,6 +247,7 @@ def conversation_json(report: ConversationReport) -> dict[str, object]:
     return {
         "vocabulary": report.vocabulary,
         "episodes": report.episodes,
+        "shoppers": report.shoppers,
         "skipped_without_need": report.skipped,
         "max_turns": MAX_TURNS,
         "results": rows,
@@ -249,7 +258,7 @@ def format_conversation(report: ConversationReport) -> str:
     """The report as a table: success within T turns and average turns, each with its 95% interval."""
     document = conversation_json(report)
     lines = [
-        f"Conversation benchmark: {report.episodes} test episodes, {report.vocabulary} shoppers"
+        f"Conversation benchmark: {report.episodes} {report.shoppers} episodes, {report.vocabulary} shoppers"
         + (f" ({report.skipped} without a need statement left out)" if report.skipped else "")
         + f"; at most {MAX_TURNS} turns, a failure counts as {MAX_TURNS}; "
         + f"95% intervals from {BOOTSTRAP} bootstrap samples.",

@@ -205,6 +205,7 @@ class Shop:
     candidates: Callable[[object], np.ndarray] | None = None
     slate_size: int = SLATE_SIZE
     llm: object | None = None
+    cards_with_questions: bool = False
 
 
 class Engine:
@@ -370,18 +371,27 @@ class Engine:
         return state, self._again(state, "Sorry, I didn't understand that. What are you looking for?")
 
     def _next(self, state: Conversation, lead: str, session_id: str) -> tuple[Conversation, Reply]:
-        """Ask the next question, or recommend."""
-        question = self._question(state)
-        if question is not None:
-            state = replace(state, pending=question, asked=state.asked + 1)
+        """Ask the next question, or recommend. With ``cards_with_questions`` the question comes with the
+        candidates' first items as cards (in the candidate generator's order: no reranking, so a question turn
+        stays fast)."""
+        question, positions = self._question(state)
+        if question is None:
+            return self._recommend(replace(state, pending=None), lead, session_id)
+        state = replace(state, pending=question, asked=state.asked + 1)
+        if not self.shop.cards_with_questions or not len(positions):
             return state, Reply(_say([lead], question.text), _options(question), question)
-        return self._recommend(replace(state, pending=None), lead, session_id)
+        ids = tuple(self.shop.catalog.items[int(p)].item_id for p in positions[: self.shop.slate_size])
+        cards = tuple(self._card(item_id, ScoreParts(), state.profile) for item_id in ids)
+        state = replace(state, profile=state.profile.with_shown(ids), on_screen=ids)
+        text = _say([lead, "A few to start with."], question.text)
+        return state, Reply(text, _options(question), question, cards=cards)
 
-    def _question(self, state: Conversation) -> Question | None:
+    def _question(self, state: Conversation) -> tuple[Question | None, np.ndarray]:
+        """The question to ask now, and the candidates it was chosen on (catalog positions, best first)."""
         if state.asked >= self.shop.policy.budget or self.shop.candidates is None:
-            return None
+            return None, np.empty(0, dtype=np.int64)
         positions = self.shop.candidates(state.profile.for_ranking())
-        return self.shop.policy.question(positions, state.profile, state.asked)
+        return self.shop.policy.question(positions, state.profile, state.asked), positions
 
     def _recommend(
         self, state: Conversation, lead: str, session_id: str, by_price: bool = False

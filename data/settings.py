@@ -142,6 +142,8 @@ class ConversationSettings:
     policy_candidates: int = 50
     # Cards per recommendation.
     slate_size: int = 5
+    # Show the candidates' first items beside each question (chosen on validation conversations).
+    cards_with_questions: bool = True
     # Where sessions are kept: "" for a SQLite file under the artifacts folder, or a postgresql:// URL.
     session_store: str = ""
     # Sessions untouched this long are deleted (hours).

@@ -81,6 +81,9 @@ def small_interactions() -> Interactions:
 
 
 def small_settings(folder: Path, **conversation: object) -> Settings:
+    """Settings for the small store; questions come without cards unless a test asks for them (one test does),
+    so that each slate in the other tests is exactly the one under test."""
+    conversation.setdefault("cards_with_questions", False)
     return Settings(
         paths=PathSettings(artifacts=folder / "artifacts", descriptions=folder / "descriptions.jsonl"),
         conversation=ConversationSettings(**conversation),

@@ -244,3 +244,27 @@ def test_rewordings_come_after_the_cards_and_only_checked_ones_replace_the_templ
     assert reworded["ink-hp-color"].text == reply.cards[1].explanation.text
     assistant.shop.llm = None
     assert all(not g.used_model for _, g in service.reword("s", reply.cards))
+
+
+def test_with_cards_with_questions_a_question_comes_with_the_first_candidates(tmp_path) -> None:
+    service = small_assistant(tmp_path, cards_with_questions=True).service
+    reply = service.send("s", "i need ink")
+    assert reply.question is not None and reply.question.facet == "brand"
+    assert reply.text == "A few to start with. Any brand you prefer?"
+    assert [card.item_id for card in reply.cards] == [
+        "ink-hp",
+        "ink-hp-color",
+        "ink-canon",
+        "ink-canon-xl",
+        "ink-epson",
+    ]
+    # Those were shown: the slate after the answer leaves them out, and says everything matching was seen.
+    after = service.send("s", "canon")
+    assert after.cards == () and after.text.startswith("I've shown you everything")
+    assert service.view("s").conversation.profile.shown == (
+        "ink-hp",
+        "ink-hp-color",
+        "ink-canon",
+        "ink-canon-xl",
+        "ink-epson",
+    )

@@ -135,6 +135,7 @@ def _eval_conversation(
             vocabulary=args.shopper,
             max_episodes=args.episodes,
             paraphrases=paraphrases,
+            validation=args.validation,
         )
     except (RerankerModelError, BlendError, RetrievalError) as error:
         _say(f"error: {error}")
@@ -332,6 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--conversation",
         action="store_true",
         help="the conversation benchmark: the engine, a fixed question order and no questions talk to shoppers",
+    )
+    evaluate.add_argument(
+        "--validation",
+        action="store_true",
+        help="with --conversation: the validation shoppers instead of the test shoppers (to choose settings on)",
     )
     evaluate.set_defaults(handler=_eval)
 
