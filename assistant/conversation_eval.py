@@ -111,10 +111,7 @@ class _Audit:
         shop = self.shop
         profile = service.view(session).conversation.profile
         for card in cards:
-            position = shop.catalog.position(card.item_id)
-            evidence = [str(int(shop.chosen_by[position]))] if shop.chosen_by is not None else []
-            if shop.shared is not None and profile.liked:
-                evidence += [f"{title} {count}" for title, count in shop.shared(card.item_id, profile.liked)]
+            evidence = shop.evidence(card.item_id, profile.liked)
             generated = shop.generated.get(card.item_id, "")
             findings = audit(
                 card.explanation, shop.catalog[card.item_id], profile, self.brands, evidence, generated

@@ -207,6 +207,15 @@ class Shop:
     llm: object | None = None
     cards_with_questions: bool = False
 
+    def evidence(self, item_id: str, liked: Sequence[str]) -> list[str]:
+        """The store-history facts an explanation of ``item_id`` may state (for :func:`assistant.explain.audit`):
+        how many shoppers chose it, and each liked item's title with the shoppers who chose both."""
+        position = self.catalog.position(item_id)
+        facts = [str(int(self.chosen_by[position]))] if self.chosen_by is not None else []
+        if self.shared is not None and liked:
+            facts += [f"{title} {count}" for title, count in self.shared(item_id, liked)]
+        return facts
+
 
 class Engine:
     """The turn logic of every conversation of one store (see the module docstring). Holds no session data."""

@@ -15,12 +15,16 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from assistant.engine import Card, Conversation, Engine, Reply
-from assistant.llm import Generated
 from assistant.profile import InterestProfile
 from assistant.sessions import SessionConflict, SessionRecord, SessionStore
 from retrieval.profile import Constraint
+
+if TYPE_CHECKING:
+    # langchain is imported only when a model rewords something, not when the service is built.
+    from assistant.llm import Generated
 
 log = logging.getLogger(__name__)
 
@@ -208,10 +212,7 @@ class AssistantService:
         brands = catalog_brands(shop.catalog)
         for card in cards:
             item = shop.catalog[card.item_id]
-            position = shop.catalog.position(card.item_id)
-            evidence = [str(int(shop.chosen_by[position]))] if shop.chosen_by is not None else []
-            if shop.shared is not None and profile.liked:
-                evidence += [f"{title} {count}" for title, count in shop.shared(card.item_id, profile.liked)]
+            evidence = shop.evidence(card.item_id, profile.liked)
             generated = shop.generated.get(card.item_id, "")
             yield (
                 card.item_id,

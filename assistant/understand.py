@@ -51,7 +51,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from data.facets import PATH_SEPARATOR, FacetKind, Facets
+from data.facets import PATH_SEPARATOR, Facets
 from data.normalize import brand_key
 from data.schema import Catalog
 from retrieval.profile import PRICE, Constraint, Op
@@ -397,9 +397,6 @@ class CatalogVocabulary:
             if best is None or score > best[0]:
                 best = (score, alternative, start + first, start + at + 1)
         return None if best is None else (best[1], best[2], best[3])
-
-    def category_label(self, facet: str, key: str) -> str:
-        return self.facets[facet].values[self.facets[facet].code(key)].label
 
 
 def _category_brands(catalog: Catalog) -> dict[str, frozenset[str]]:
@@ -943,25 +940,3 @@ def _price_constraint(kind: str, numbers: list[float]) -> Constraint | None:
     if kind == ">":
         return Constraint(PRICE, Op.GT, numbers[0])
     return Constraint(PRICE, Op.LT, numbers[0])
-
-
-def category_path_label(key: str) -> str:
-    """The last name of a category key (``"A > B"`` -> ``"B"``)."""
-    return key.split(PATH_SEPARATOR)[-1]
-
-
-def kinds_of(edits: Iterable[SlotEdit], facets: Facets) -> set[str]:
-    """The slot types an edit list touches: ``category``, ``brand``, ``price``, ``negation`` (any ``!=``)."""
-    out = set()
-    for edit in edits:
-        if edit.facet == PRICE:
-            out.add("price")
-        elif edit.facet == "brand":
-            out.add("brand")
-        elif edit.facet == "category" or (
-            edit.facet in facets and facets[edit.facet].kind is FacetKind.CATEGORY
-        ):
-            out.add("category")
-        if edit.constraint is not None and edit.constraint.op is Op.NE:
-            out.add("negation")
-    return out

@@ -69,12 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     break
                 done += 1
                 item = shop.catalog[card.item_id]
-                position = shop.catalog.position(card.item_id)
-                evidence = [str(int(shop.chosen_by[position]))]
-                if profile.liked:
-                    evidence += [
-                        f"{title} {count}" for title, count in shop.shared(card.item_id, profile.liked)
-                    ]
+                evidence = shop.evidence(card.item_id, profile.liked)
                 generated = shop.generated.get(card.item_id, "")
                 result = rephrase_explanation(
                     model, card.explanation, item, profile, brands, evidence, generated

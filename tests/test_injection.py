@@ -57,8 +57,7 @@ def test_an_injection_gets_an_on_task_reply_with_no_leak_and_no_offer(assistant,
     brands = catalog_brands(assistant.shop.catalog)
     for card in reply.cards:
         item = assistant.shop.catalog[card.item_id]
-        position = assistant.shop.catalog.position(card.item_id)
-        evidence = [str(int(assistant.shop.chosen_by[position]))]
+        evidence = assistant.shop.evidence(card.item_id, profile.liked)
         assert audit(card.explanation, item, profile, brands, evidence) == [], card.explanation.text
 
 
