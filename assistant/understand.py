@@ -874,7 +874,8 @@ def _references(text: str, intents: list[Intent], shown: int, free, take) -> tup
             if free(match):
                 found.append(int(match.group(1)))
                 take(match)
-    return tuple(dict.fromkeys(found))
+    # "#0" points at no card: cards are numbered from 1.
+    return tuple(dict.fromkeys(n for n in found if n >= 1))
 
 
 def _openers(text: str, spans, words: list[str]) -> list[str]:

@@ -262,3 +262,8 @@ def _sample() -> Path:
     from data.settings import load_settings
 
     return load_settings().paths.catalog
+
+
+def test_card_numbers_start_at_one(shop) -> None:
+    assert understand("#0", shop, shown=3).references == ()
+    assert understand("compare 0 and 2", shop, shown=3).references == (2,)
