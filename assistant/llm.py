@@ -29,6 +29,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -54,11 +55,13 @@ __all__ = [
     "ModelUnavailableError",
     "Outcome",
     "PackagedModel",
+    "Streamed",
     "get_chat_model",
     "local_model_file",
     "model_name",
     "packaged_model_file",
     "rephrase",
+    "rephrase_stream",
 ]
 
 
@@ -476,3 +479,99 @@ def rephrase(
         reason = "; ".join(str(problem) for problem in problems)
         return Generated(fallback, Outcome.REJECTED, name, reason, text, tokens, seconds)
     return Generated(text, Outcome.ACCEPTED, name, "", text, tokens, seconds)
+
+
+# A sentence ends at ".", "!" or "?" followed by a space (not "$12.99", not "e.g.x").
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]?\s")
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """One step of :func:`rephrase_stream`: the text a channel may show now, and at the end how it came about.
+
+    Attributes:
+        text: Everything shown so far: checked sentences of the model's text, or the fallback. It only grows,
+            except that an empty text never comes.
+        first_token_s: Seconds from the call to the model's first token (``None`` before it, or with no model).
+        done: On the last step only: the outcome (:class:`Generated`; its ``text`` is this step's text).
+    """
+
+    text: str
+    first_token_s: float | None = None
+    done: Generated | None = None
+
+
+def rephrase_stream(
+    model: BaseChatModel | None,
+    messages: LanguageModelInput,
+    fallback: str,
+    check: Callable[[str], Sequence[object]],
+    clean: Callable[[str], str] = str.strip,
+) -> Iterator[Streamed]:
+    """:func:`rephrase` for channels that stream: the model's text comes a sentence at a time, and nothing is shown
+    before it is checked.
+
+    The model's tokens are gathered; each time a sentence ends, the whole text so far is cleaned and checked, and
+    shown when it passes. The first sentence that fails stops the model: what passed before stays (every fact in
+    it is supported), and when nothing passed the fallback is shown. A model that fails, times out or writes
+    nothing leaves the same: the sentences that passed, else the fallback. The last step carries the outcome
+    (``ACCEPTED`` when any of the model's text is shown; its ``reason`` says where it was cut, if it was).
+
+    Example:
+        >>> [step.text for step in rephrase_stream(None, [("user", "hi")], "Hello.", check=lambda text: [])]
+        ['Hello.']
+    """
+    if model is None:
+        yield Streamed(fallback, done=Generated(fallback, Outcome.NO_MODEL, reason="no model configured"))
+        return
+    name = model_name(model)
+    started = time.perf_counter()
+    first: float | None = None
+    raw, shown, reason, tokens = "", "", "", None
+    outcome = Outcome.ACCEPTED
+    stream = None
+    try:
+        stream = model.stream(messages)
+        for chunk in stream:
+            usage = getattr(chunk, "usage_metadata", None)
+            tokens = usage["output_tokens"] if usage else tokens
+            if not chunk.text:
+                continue
+            if first is None:
+                first = time.perf_counter() - started
+            raw += chunk.text
+            ends = [match.end() for match in _SENTENCE_END.finditer(raw)]
+            candidate = clean(raw[: ends[-1]]) if ends else ""
+            if not candidate or candidate == shown:
+                continue
+            problems = check(candidate)
+            if problems:
+                reason = "; ".join(str(problem) for problem in problems)
+                outcome = Outcome.REJECTED
+                break
+            shown = candidate
+            yield Streamed(shown, first)
+    except Exception as error:  # any failure of any provider ends in what passed, or the template
+        reason, outcome = f"{type(error).__name__}: {error}", Outcome.FAILED
+    finally:
+        if stream is not None:
+            stream.close()  # stops the model at once when a sentence failed (a local model frees its lock)
+    if outcome is Outcome.ACCEPTED:
+        # The end of the text: its last sentence may have no space after it.
+        candidate = clean(raw)
+        if not candidate:
+            reason, outcome = "empty answer", Outcome.REJECTED
+        elif candidate != shown:
+            problems = check(candidate)
+            if problems:
+                reason, outcome = "; ".join(str(problem) for problem in problems), Outcome.REJECTED
+            else:
+                shown = candidate
+    seconds = time.perf_counter() - started
+    raw_text = clean(raw)
+    if shown:
+        cut = f"cut after the text shown: {reason}" if reason else ""
+        done = Generated(shown, Outcome.ACCEPTED, name, cut, raw_text, tokens, seconds)
+    else:
+        done = Generated(fallback, outcome, name, reason, raw_text, tokens, seconds)
+    yield Streamed(done.text, first, done)

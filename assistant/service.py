@@ -24,7 +24,7 @@ from retrieval.profile import Constraint
 
 if TYPE_CHECKING:
     # langchain is imported only when a model rewords something, not when the service is built.
-    from assistant.llm import Generated
+    from assistant.llm import Streamed
 
 log = logging.getLogger(__name__)
 
@@ -199,11 +199,13 @@ class AssistantService:
 
         self._turn(session_id, turn)
 
-    def reword(self, session_id: str, cards: Sequence[Card]) -> Iterator[tuple[str, Generated]]:
-        """For each card, the language model's rewording of its explanation, or its template when there is no
-        model or the rewording states anything the catalog does not support. Channels show the cards first and
-        these after them, as they come (each takes the model's time)."""
-        from assistant.explain import rephrase_explanation
+    def reword(self, session_id: str, cards: Sequence[Card]) -> Iterator[tuple[str, Streamed]]:
+        """The language model's wording of each card's explanation, streamed: steps of ``(item id, text so far)``
+        card after card, each text checked against the catalog before it comes (:func:`assistant.explain.
+        stream_explanation`); a card's last step carries the outcome, and its text is the template when there is no
+        model or nothing the model wrote passed. Channels show the cards first, each with its template, and replace
+        a card's explanation with the steps as they come; cards never wait for the model."""
+        from assistant.explain import stream_explanation
         from assistant.grounding import catalog_brands
 
         shop = self.engine.shop
@@ -214,10 +216,9 @@ class AssistantService:
             item = shop.catalog[card.item_id]
             evidence = shop.evidence(card.item_id, profile.liked)
             generated = shop.generated.get(card.item_id, "")
-            yield (
-                card.item_id,
-                rephrase_explanation(shop.llm, card.explanation, item, profile, brands, evidence, generated),
-            )
+            steps = stream_explanation(shop.llm, card.explanation, item, profile, brands, evidence, generated)
+            for step in steps:
+                yield card.item_id, step
 
     def view(self, session_id: str) -> SessionView | None:
         """The stored session, ``None`` when there is none."""

@@ -52,3 +52,34 @@ def test_two_browser_sessions_chat_independently_over_http(served):
         if slot.facet.startswith("category")
     )
     assert wanted == ["Office Electronics > Ink", "Office Supplies > Pens"]
+
+
+def test_cards_come_at_once_and_checked_rewordings_stream_into_them_after(served):
+    """A language model is configured: the first update shows the cards with their templates, later updates the
+    model's wording of a card that passes the check; a wording with invented facts never reaches the page."""
+    from gradio_client import Client
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    service, url = served
+    shop = service.engine.shop
+    shop.llm = FakeListChatModel(
+        responses=[
+            "An HP ink for Deskjet printers, chosen by 8 shoppers here.",
+            "Now 50% off, the best ink ever.",
+        ]
+    )
+    try:
+        client = Client(url, verbose=False)
+        client.predict("i need ink", [], api_name="/respond")
+        job = client.submit("HP", [], api_name="/choose")
+        updates = [text(output[1][-1]) for output in job]
+    finally:
+        shop.llm = None
+    first, last = updates[0], updates[-1]
+    assert "**1. HP 61 Black Ink Cartridge**" in first and "An HP ink for Deskjet printers" not in first
+    assert "**1. HP 61 Black Ink Cartridge**" in last
+    assert "An HP ink for Deskjet printers, chosen by 8 shoppers here." in last
+    assert all("50% off" not in update for update in updates)
+    # The second card keeps its template, which the first update already showed.
+    second_card = first.split("**2. ")[1]
+    assert second_card == last.split("**2. ")[1]

@@ -237,13 +237,18 @@ def test_rewordings_come_after_the_cards_and_only_checked_ones_replace_the_templ
             "Now 50% off, the best ink ever.",
         ]
     )
-    reworded = dict(service.reword("s", reply.cards))
+    steps = list(service.reword("s", reply.cards))
+    # Card after card, each card's text growing a sentence at a time, the last step with the outcome.
+    assert [item_id for item_id, _ in steps] == ["ink-hp", "ink-hp-color"]
+    reworded = {item_id: step.done for item_id, step in steps if step.done}
     assert reworded["ink-hp"].used_model
     assert reworded["ink-hp"].text == "An HP ink for Deskjet printers, chosen by 8 shoppers here."
     assert not reworded["ink-hp-color"].used_model
     assert reworded["ink-hp-color"].text == reply.cards[1].explanation.text
     assistant.shop.llm = None
-    assert all(not g.used_model for _, g in service.reword("s", reply.cards))
+    steps = list(service.reword("s", reply.cards))
+    assert [step.text for _, step in steps] == [card.explanation.text for card in reply.cards]
+    assert all(not step.done.used_model for _, step in steps)
 
 
 def test_with_cards_with_questions_a_question_comes_with_the_first_candidates(tmp_path) -> None:

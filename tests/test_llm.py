@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import itertools
 import socket
 import subprocess
 import sys
@@ -97,6 +98,23 @@ def test_an_empty_answer_falls_back(tmp_path):
         Outcome.REJECTED,
         "empty answer",
     )
+
+
+def test_a_real_model_streams_checked_sentences_and_stops_where_one_fails(tmp_path):
+    from assistant.llm import rephrase_stream
+
+    model = get_chat_model(local_settings(tmp_path, max_tokens=48))
+    prompt = [("system", "You answer in three short sentences."), ("user", "Describe the sea.")]
+    steps = list(rephrase_stream(model, prompt, "Blue.", accept))
+    texts = [step.text for step in steps]
+    assert steps[-1].done.outcome is Outcome.ACCEPTED and steps[-1].done.text == texts[-1] != ""
+    assert all(later.startswith(earlier) for earlier, later in itertools.pairwise(texts))
+    assert 0 < steps[0].first_token_s < steps[-1].done.seconds
+    # Refusing the second sentence keeps the first and stops the model there.
+    first = texts[0]
+    steps = list(rephrase_stream(model, prompt, "Blue.", lambda text: [] if text == first else ["no"]))
+    assert [step.text for step in steps] == [first, first]
+    assert steps[-1].done.reason == "cut after the text shown: no"
 
 
 def test_a_timeout_falls_back(tmp_path):

@@ -64,6 +64,25 @@ def _print_reply(reply: Reply) -> None:
         print("  [" + "] [".join(reply.options) + "]")
 
 
+def _print_rewordings(service, reply: Reply) -> None:
+    """After the printed cards, the model's checked wording of each card's explanation as it streams (nothing for
+    a card whose wording did not pass: its template is already printed)."""
+    numbers = {card.item_id: n for n, card in enumerate(reply.cards, start=1)}
+    printed: dict[str, str] = {}
+    for item_id, step in service.reword(SESSION, reply.cards):
+        if step.done is not None and not step.done.used_model:
+            continue
+        before = printed.get(item_id, "")
+        if step.text != before:
+            if not before:
+                print(f"  {numbers[item_id]}. ", end="")
+            print(step.text[len(before) :] if step.text.startswith(before) else f" {step.text}", end="")
+            printed[item_id] = step.text
+        if step.done is not None:
+            print()
+        sys.stdout.flush()
+
+
 def run_chat(settings: Settings, script: Path | None, as_json: bool) -> int:
     from assistant.build import build_assistant
     from assistant.sessions import MemoryStore
@@ -90,10 +109,7 @@ def run_chat(settings: Settings, script: Path | None, as_json: bool) -> int:
         for line in sys.stdin:
             reply = service.send(SESSION, line.rstrip("\n"))
             _print_reply(reply)
-            # The cards are printed; the model's wordings follow as they come, only those that pass the check.
-            for number, (_, generated) in enumerate(service.reword(SESSION, reply.cards), start=1):
-                if generated.used_model:
-                    print(f"  {number}. {generated.text}", flush=True)
+            _print_rewordings(service, reply)
         return 0
     turns = [{"message": None, "reply": reply_to_json(greeting)}]
     for message in messages:
