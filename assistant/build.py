@@ -1,10 +1,11 @@
 """``build_assistant(settings)``: everything the assistant stands on, assembled once per process.
 
-It loads the catalog and interactions the settings name, discovers the facets, builds the vocabulary, fits the
-ranking system (the trained blend of hybrid retrieval, cross-encoder and MF prior when ``concierge
-train-reranker`` has run; the hybrid retrieval alone until then, which :attr:`Assistant.ranking` says), the
-question policy, and the session store (SQLite under the artifacts folder unless ``conversation.session_store``
-names another). The UI and every channel only serve the :class:`assistant.service.AssistantService` it returns.
+It loads the catalog and interactions the settings name, discovers the facets, builds the vocabulary and the
+category resolver (:mod:`assistant.resolve`: the label vectors, once per store), fits the ranking system (the
+trained blend of hybrid retrieval, cross-encoder and MF prior when ``concierge train-reranker`` has run; the hybrid
+retrieval alone until then, which :attr:`Assistant.ranking` says), the question policy, and the session store
+(SQLite under the artifacts folder unless ``conversation.session_store`` names another). The UI and every channel
+only serve the :class:`assistant.service.AssistantService` it returns.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 
 from assistant.engine import Engine, Shop
 from assistant.policy import QuestionPolicy
+from assistant.resolve import CategoryResolver
 from assistant.service import AssistantService
 from assistant.sessions import MemoryStore, SessionStore, SQLiteStore
 from assistant.understand import CatalogVocabulary
@@ -84,10 +86,12 @@ def build_assistant(
         system, ranking = _ranking_system(settings)
         system.fit(data)
     conversation = settings.conversation
+    vocabulary = CatalogVocabulary.build(catalog, facets)
+    llm = _chat_model(settings)
     shop = Shop(
         catalog=catalog,
         facets=facets,
-        vocabulary=CatalogVocabulary.build(catalog, facets),
+        vocabulary=vocabulary,
         system=system,
         policy=QuestionPolicy(
             facets, conversation.question_budget, conversation.min_entropy, conversation.min_coverage
@@ -97,8 +101,9 @@ def build_assistant(
         shared=_shared(catalog, data),
         candidates=_candidates(system, conversation.policy_candidates),
         slate_size=conversation.slate_size,
-        llm=_chat_model(settings),
+        llm=llm,
         cards_with_questions=conversation.cards_with_questions,
+        resolver=_resolver(settings, vocabulary, llm),
     )
     service = AssistantService(Engine(shop), store or session_store(settings), conversation.session_ttl_hours)
     return Assistant(service, shop, ranking)
@@ -143,6 +148,18 @@ def _chat_model(settings: Settings):
     except ModelUnavailableError as error:
         log.warning("explanations stay templates: %s", error)
         return None
+
+
+def _resolver(settings: Settings, vocabulary: CatalogVocabulary, llm) -> CategoryResolver | None:
+    """The resolver of needs the rules place in no category, its label vectors computed now; ``None`` when the
+    settings turn its stages off. The embedder shares the process's one loaded model with retrieval."""
+    understanding = settings.understanding
+    if not understanding.embeddings:
+        return None
+    from retrieval.embeddings import get_embedder
+
+    embedder = get_embedder(settings.retrieval.embedding_batch_size)
+    return CategoryResolver(vocabulary, embedder, understanding, llm)
 
 
 def _generated(settings: Settings, catalog: Catalog) -> dict[str, str]:

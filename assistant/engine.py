@@ -10,7 +10,8 @@ What a turn does, in order:
 1. A message that cannot be a request (empty, over :data:`MAX_MESSAGE_CHARS`, no letter or digit at all) gets a
    polite reply and the current question again; the state does not change.
 2. A quick reply to the pending question (its label or number, or "No preference") answers it directly;
-   anything else goes through :func:`assistant.understand.understand`.
+   anything else goes through :func:`assistant.understand.understand`, and a need it places in no category
+   through the shop's :class:`assistant.resolve.CategoryResolver` (the bi-encoder, then optionally the LLM).
 3. "Start over" resets the profile; "talk to a person" asks for a hand-over; references to cards that are not on
    screen ("#9" when three are shown) are answered with what is on screen.
 4. Slot edits and the need update the profile; likes, dislikes and "more like #2" are folded in (a like moves
@@ -32,6 +33,7 @@ import numpy as np
 from assistant.explain import Explanation, explain
 from assistant.policy import NO_PREFERENCE, Question, QuestionPolicy
 from assistant.profile import InterestProfile, ProfileError
+from assistant.resolve import CategoryResolver
 from assistant.understand import CatalogVocabulary, Intent, Understanding, understand
 from data.facets import Facets
 from data.schema import Catalog, Item
@@ -192,6 +194,8 @@ class Shop:
         shared: For an item id and the liked item ids, ``(liked title, shoppers who chose both)`` pairs.
         candidates: Catalog positions of the candidates for a ranking profile, best first (the policy's input).
         llm: The chat model that may reword explanations (:func:`assistant.llm.get_chat_model`), ``None``.
+        resolver: Names a category for a need the rules could not place (:mod:`assistant.resolve`); ``None``
+            for the rules alone.
     """
 
     catalog: Catalog
@@ -206,6 +210,7 @@ class Shop:
     slate_size: int = SLATE_SIZE
     llm: object | None = None
     cards_with_questions: bool = False
+    resolver: CategoryResolver | None = None
 
     def evidence(self, item_id: str, liked: Sequence[str]) -> list[str]:
         """The store-history facts an explanation of ``item_id`` may state (for :func:`assistant.explain.audit`):
@@ -249,6 +254,8 @@ class Engine:
         if answered is not None:
             return self._next(answered, "", session_id)
         understood = understand(text, self.shop.vocabulary, shown=len(state.on_screen))
+        if self.shop.resolver is not None:
+            understood = self.shop.resolver.resolve(understood).understanding
         return self._handle(state, understood, session_id)
 
     def feedback(

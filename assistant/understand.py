@@ -16,8 +16,10 @@ Nothing here knows what the store sells. The vocabulary (:class:`CatalogVocabula
 - **Brands** by their key (:func:`data.normalize.brand_key`: ``"Post-It"`` = ``post it`` = ``postits``), a
   possessive (``Avery's``), or an alias the catalog itself spells: a run of capitalised words that the brand's own
   item texts hold at least twice, no other brand's text holds, and whose initials are the brand (``Hewlett
-  Packard`` for ``HP``). A brand whose name more of other brands' titles use than it has items (``Compatible``,
-  ``Cross``) is a plain word too, and is only taken with a cue: ``brand``, ``by``, ``from``, or a negation.
+  Packard`` for ``HP``). A brand spelt with ``&`` or ``+`` is also named with ``and`` in its place or the sign
+  left out (``black and decker`` for ``Black+Decker``). A brand whose name more of other brands' titles use
+  than it has items (``Compatible``, ``Cross``) is a plain word too, and is only taken with a cue: ``brand``,
+  ``by``, ``from``, or a negation.
 - **Typos**: a word that no catalog text contains is replaced by the closest vocabulary word of the same first
   letter when they are similar enough (:data:`TYPO_SIMILARITY`); words the catalog uses are never "corrected".
 
@@ -253,7 +255,7 @@ class CatalogVocabulary:
             for value in facet.values:
                 label = frozenset(stem(w) for w in words_of(value.label) if w not in STOPWORDS)
                 label_words.update(w for w in words_of(value.label) if w not in STOPWORDS)
-                for part in re.split(r"\s*(?:&|,|/|\band\b)\s*", value.label):
+                for part in label_alternatives(value.label):
                     words = tuple(stem(w) for w in words_of(part) if w not in STOPWORDS)
                     if words:
                         alternatives.append(
@@ -265,6 +267,10 @@ class CatalogVocabulary:
             brand_facet = facets["brand"]
             for value in brand_facet.values:
                 brands.setdefault(value.key, value.key)
+            # After every key, so that a brand's own key wins over another's alias ("ATT" over "AT&T" said bare).
+            for value in brand_facet.values:
+                for alias in _connector_aliases(value.label):
+                    brands.setdefault(alias, value.key)
             for position in range(len(catalog)):
                 code = int(brand_facet.codes[position])
                 if code >= 0:
@@ -397,6 +403,24 @@ class CatalogVocabulary:
             if best is None or score > best[0]:
                 best = (score, alternative, start + first, start + at + 1)
         return None if best is None else (best[1], best[2], best[3])
+
+
+def label_alternatives(label: str) -> tuple[str, ...]:
+    """The alternatives a category label names, split at ``&``, ``and``, commas and slashes.
+
+    Example:
+        >>> label_alternatives("Sheet Protectors, Card & Photo Sleeves")
+        ('Sheet Protectors', 'Card', 'Photo Sleeves')
+    """
+    return tuple(part for part in re.split(r"\s*(?:&|,|/|\band\b)\s*", label) if part.strip())
+
+
+def _connector_aliases(brand: str) -> set[str]:
+    """Spellings of a brand written with ``&`` or ``+`` as shoppers type it: with ``and`` in its place, or the
+    sign left out (``Black+Decker`` = ``black and decker`` = ``black decker``)."""
+    if not re.search(r"[&+]", brand):
+        return set()
+    return {brand_key(re.sub(r"\s*[&+]\s*", joint, brand)) for joint in (" and ", " ")} - {brand_key(brand)}
 
 
 def _category_brands(catalog: Catalog) -> dict[str, frozenset[str]]:

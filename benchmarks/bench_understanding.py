@@ -1,19 +1,26 @@
 """How well the assistant understands shopper messages: exact edits and per slot type, on table-driven corpora.
 
 Usage:
-    python -m benchmarks.bench_understanding [--corpus PATH ...] [--half validation|test|all] [--failures] [--json]
+    python -m benchmarks.bench_understanding [--corpus PATH ...] [--stages STAGES ...] [--half validation|test|all]
+        [--failures] [--json]
 
 A corpus (``benchmarks/corpora/understanding-*.tsv``) holds one message per row with the cards the shopper sees
 and what the message must be understood as (the format is in each file's header). A header line
 ``# catalog: FILE`` names the catalog the corpus is written for (beside the corpus); without one it is the
 bundled sample. For each corpus the script builds the catalog's vocabulary (:class:`assistant.understand.
-CatalogVocabulary`), runs :func:`assistant.understand.understand` on every message and prints:
+CatalogVocabulary`), runs :func:`assistant.understand.understand` on every message, then the stages of
+:class:`assistant.resolve.CategoryResolver` that ``--stages`` names (``rules``, ``rules+embeddings``,
+``rules+embeddings+llm``; each repeatable, default the first two), and prints for each stage:
 
 - **exact**: the share of messages whose intents, slot edits and card references are all exactly as expected;
 - **per slot type**: for intents, categories, brands, prices, negations (``!=`` edits), cleared slots, references
   and the no-prices answer, the share right among the messages where the corpus or the reply has that type;
 - **need words**: the share of messages with expected need words whose need holds all of them;
-- the time per message (p50 and p95, microseconds).
+- the time per message (p50 and p95, microseconds), and how many messages each resolver stage gave a category.
+
+The ``llm`` stage uses the chat model of the settings' ``[llm]`` section (``CONCIERGE_LLM_PROVIDER=local`` for the
+packaged model); with provider ``none`` it is reported as skipped and the other stages still run. The resolver's
+thresholds are the settings' ``[understanding]`` ones.
 
 Odd rows are the validation half (rules may be tuned on them), even rows the test half; ``--half`` picks one,
 and the table shows both and all. ``--failures`` lists the messages not understood exactly.
@@ -26,19 +33,21 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from assistant.resolve import CategoryResolver, Stage
 from assistant.understand import CatalogVocabulary, EditKind, Understanding, understand
 from data.facets import FacetKind, Facets, discover_facets
 from data.load import load_catalog
-from data.settings import load_settings
+from data.settings import Settings, load_settings
 from retrieval.profile import PRICE, Op
 
 CORPORA = Path(__file__).resolve().parent / "corpora"
 SLOTS = ("intent", "category", "brand", "price", "negation", "clear", "reference", "noprice")
+STAGES = ("rules", "rules+embeddings", "rules+embeddings+llm")
 
 
 class CorpusError(ValueError):
@@ -158,6 +167,7 @@ class Outcome:
     got: dict[str, frozenset[str]]
     need: str
     seconds: float
+    stage: Stage = Stage.NONE
 
     @property
     def exact(self) -> bool:
@@ -169,14 +179,21 @@ class Outcome:
         return all(word in words for word in self.case.need_words)
 
 
-def run_corpus(corpus: Corpus, vocabulary: CatalogVocabulary) -> list[Outcome]:
+def run_corpus(
+    corpus: Corpus, vocabulary: CatalogVocabulary, resolver: CategoryResolver | None = None
+) -> list[Outcome]:
+    """Understand every message, then resolve it when a resolver is given; the time covers both."""
     outcomes = []
     for case in corpus.cases:
         started = time.perf_counter()
         understood = understand(case.message, vocabulary, shown=case.shown)
+        stage = Stage.NONE
+        if resolver is not None:
+            resolved = resolver.resolve(understood)
+            understood, stage = resolved.understanding, resolved.stage
         seconds = time.perf_counter() - started
         got = observed(understood, vocabulary.facets, vocabulary.has_prices)
-        outcomes.append(Outcome(case, got, understood.need, seconds))
+        outcomes.append(Outcome(case, got, understood.need, seconds, stage))
     return outcomes
 
 
@@ -199,6 +216,9 @@ def summarise(outcomes: Sequence[Outcome]) -> dict[str, object]:
         "messages": len(with_need),
         "accuracy": float(np.mean([o.need_ok for o in with_need])) if with_need else None,
     }
+    summary["resolved"] = {
+        stage.value: sum(o.stage is stage for o in outcomes) for stage in (Stage.EMBEDDINGS, Stage.LLM)
+    }
     if outcomes:
         micros = np.array([o.seconds for o in outcomes]) * 1e6
         summary["p50_us"], summary["p95_us"] = (
@@ -208,11 +228,39 @@ def summarise(outcomes: Sequence[Outcome]) -> dict[str, object]:
     return summary
 
 
-def _corpus_catalog(corpus: Corpus):
-    settings = load_settings()
+def _corpus_catalog(corpus: Corpus, settings: Settings):
     path = corpus.catalog or settings.paths.catalog
     catalog, _ = load_catalog(path)
     return path, catalog
+
+
+def _chat_model(settings: Settings):
+    """The settings' chat model for the ``llm`` stage, or ``None`` with the reason on stderr."""
+    from assistant.llm import ModelUnavailableError, get_chat_model
+
+    try:
+        model = get_chat_model(settings)
+    except ModelUnavailableError as error:
+        print(f"note: the llm stage is skipped: {error}", file=sys.stderr)
+        return None
+    if model is None:
+        print(
+            "note: the llm stage is skipped: llm.provider = none (set CONCIERGE_LLM_PROVIDER=local)",
+            file=sys.stderr,
+        )
+    return model
+
+
+def _resolver(
+    stage: str, vocabulary: CatalogVocabulary, settings: Settings, chat_model
+) -> CategoryResolver | None:
+    if stage == "rules":
+        return None
+    from retrieval.embeddings import get_embedder
+
+    understanding = replace(settings.understanding, embeddings=True, llm=stage.endswith("+llm"))
+    embedder = get_embedder(settings.retrieval.embedding_batch_size)
+    return CategoryResolver(vocabulary, embedder, understanding, chat_model)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -227,12 +275,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="corpus file (repeatable; default: every benchmarks/corpora/understanding-*.tsv)",
     )
     parser.add_argument(
+        "--stages",
+        choices=STAGES,
+        action="append",
+        default=None,
+        help="the stages to run, each measured on its own (repeatable; default: rules and rules+embeddings)",
+    )
+    parser.add_argument(
         "--half", choices=("validation", "test", "all"), default="all", help="rows listed by --failures"
     )
     parser.add_argument("--failures", action="store_true", help="list the messages not understood exactly")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     paths = args.corpus or sorted(CORPORA.glob("understanding-*.tsv"))
+    stages = list(dict.fromkeys(args.stages or STAGES[:2]))
+    settings = load_settings()
+    chat_model = _chat_model(settings) if any(stage.endswith("+llm") for stage in stages) else None
+    if chat_model is None:
+        stages = [stage for stage in stages if not stage.endswith("+llm")]
     document = []
     for path in paths:
         try:
@@ -240,34 +300,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, CorpusError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        catalog_path, catalog = _corpus_catalog(corpus)
+        catalog_path, catalog = _corpus_catalog(corpus, settings)
         started = time.perf_counter()
         vocabulary = CatalogVocabulary.build(catalog, discover_facets(catalog))
         build_s = time.perf_counter() - started
-        outcomes = run_corpus(corpus, vocabulary)
-        halves = {
-            "validation": [o for o in outcomes if o.case.half == "validation"],
-            "test": [o for o in outcomes if o.case.half == "test"],
-            "all": outcomes,
-        }
-        entry = {
-            "corpus": str(path),
-            "catalog": str(catalog_path),
-            "items": len(catalog),
-            "vocabulary_build_s": build_s,
-            "halves": {name: summarise(rows) for name, rows in halves.items()},
-            "failures": [
-                {
-                    "line": o.case.line,
-                    "message": o.case.message,
-                    "expected": {s: sorted(v) for s, v in o.case.expected.items() if v},
-                    "got": {s: sorted(v) for s, v in o.got.items() if v},
-                }
-                for o in halves[args.half]
-                if not o.exact
-            ],
-        }
-        document.append(entry)
+        for stage in stages:
+            started = time.perf_counter()
+            resolver = _resolver(stage, vocabulary, settings, chat_model)
+            resolver_s = time.perf_counter() - started
+            outcomes = run_corpus(corpus, vocabulary, resolver)
+            halves = {
+                "validation": [o for o in outcomes if o.case.half == "validation"],
+                "test": [o for o in outcomes if o.case.half == "test"],
+                "all": outcomes,
+            }
+            entry = {
+                "corpus": str(path),
+                "catalog": str(catalog_path),
+                "stages": stage,
+                "items": len(catalog),
+                "vocabulary_build_s": build_s,
+                "resolver_build_s": resolver_s,
+                "halves": {name: summarise(rows) for name, rows in halves.items()},
+                "failures": [
+                    {
+                        "line": o.case.line,
+                        "message": o.case.message,
+                        "expected": {s: sorted(v) for s, v in o.case.expected.items() if v},
+                        "got": {s: sorted(v) for s, v in o.got.items() if v},
+                    }
+                    for o in halves[args.half]
+                    if not o.exact
+                ],
+            }
+            document.append(entry)
     if args.json:
         print(json.dumps(document, indent=2))
         return 0
@@ -276,6 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{entry['corpus']} on {entry['catalog']} ({entry['items']:,} items; vocabulary built in "
             f"{entry['vocabulary_build_s']:.2f} s)"
         )
+        print(f"stages: {entry['stages']} (resolver built in {entry['resolver_build_s']:.2f} s)")
         print(f"{'':12} " + " ".join(f"{name:>17}" for name in entry["halves"]))
         rows = [("messages", lambda s: f"{s['messages']}"), ("exact", lambda s: f"{s['exact']:.3f}")]
         for slot in (*SLOTS, "need_words"):
@@ -289,6 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     ),
                 )
             )
+        rows.append(("resolved e/l", lambda s: f"{s['resolved']['embeddings']} / {s['resolved']['llm']}"))
         rows.append(("p50 / p95 us", lambda s: f"{s['p50_us']:.0f} / {s['p95_us']:.0f}"))
         for name, cell in rows:
             print(f"{name:12} " + " ".join(f"{cell(s):>17}" for s in entry["halves"].values()))

@@ -3,7 +3,7 @@
 Nothing else in the project reads environment variables. A file is taken from ``--config``, else from the
 ``CONCIERGE_CONFIG`` variable, else ``concierge.toml`` in the working directory when present. Each section of the
 file is a section below (``[paths]``, ``[data]``, ``[eval]``, ``[retrieval]``, ``[ranking]``, ``[llm]``, ``[describe]``,
-``[conversation]``, ``[server]``); each variable is
+``[understanding]``, ``[conversation]``, ``[server]``); each variable is
 ``CONCIERGE_<SECTION>_<FIELD>`` in capitals, for example ``CONCIERGE_EVAL_SEED=7`` or
 ``CONCIERGE_PATHS_ARTIFACTS=/srv/concierge``.
 
@@ -132,6 +132,25 @@ class DescribeSettings:
 
 
 @dataclass(frozen=True)
+class UnderstandingSettings:
+    # What resolves a message's need when the rules name no category (assistant/resolve.py). The bi-encoder
+    # compares the need with the category labels; a label is taken at this cosine similarity or more, when it
+    # beats the next label by the margin. Chosen on the validation halves of the understanding corpora
+    # (python -m benchmarks.bench_understanding --stages ...; the figures are in assistant/resolve.py). Off by
+    # default: on those halves no threshold or margin got more right than the rules alone, and a wrong category
+    # filters out every right item; a store whose shoppers name things its labels do not can turn it on.
+    embeddings: bool = False
+    embedding_threshold: float = 0.75
+    embedding_margin: float = 0.0
+    # Below that, down to llm_floor, the chat model of [llm] may pick one of the llm_candidates best labels or
+    # none (about a second a call on 2 cores with the local 0.5B model, hence off by default; with provider
+    # "none" this stage is skipped). It picks among the embeddings' labels: embeddings = false turns both off.
+    llm: bool = False
+    llm_floor: float = 0.5
+    llm_candidates: int = 4
+
+
+@dataclass(frozen=True)
 class ConversationSettings:
     # The question policy (assistant/policy.py): most questions per conversation, the least entropy (nats) of the
     # candidates over a facet's values worth a question, the least share of the candidates' mass that must have
@@ -165,6 +184,7 @@ class Settings:
     ranking: RankingSettings = field(default_factory=RankingSettings)
     llm: LlmSettings = field(default_factory=LlmSettings)
     describe: DescribeSettings = field(default_factory=DescribeSettings)
+    understanding: UnderstandingSettings = field(default_factory=UnderstandingSettings)
     conversation: ConversationSettings = field(default_factory=ConversationSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
 

@@ -106,6 +106,30 @@ def test_brands_by_key_possessive_alias_from_the_catalog_and_typo(shop) -> None:
     assert _edits(understand("friscco leash", shop))[0] == "brand = frisco"
 
 
+def test_a_brand_spelt_with_a_sign_is_named_with_and_or_without_it() -> None:
+    items = [
+        _item(1, "Stand Mixer", "Black+Decker", ("Kitchen", "Mixers")),
+        _item(2, "Corded Phone", "AT&T", ("Office", "Phones")),
+        _item(3, "Cordless Phone", "ATT", ("Office", "Phones")),
+        _item(4, "Hand Blender", "Braun", ("Kitchen", "Blenders")),
+    ]
+    catalog = Catalog(items)
+    vocabulary = CatalogVocabulary.build(catalog, discover_facets(catalog))
+    for message in (
+        "black and decker mixer",
+        "black decker mixer",
+        "Black+Decker mixer",
+        "black & decker mixer",
+    ):
+        assert _edits(understand(message, vocabulary)) == [
+            "brand = black+decker",
+            "category_2 = Kitchen > Mixers",
+        ]
+    # A brand's own key wins over another brand's sign-less spelling.
+    assert _edits(understand("att phone", vocabulary))[0] == "brand = att"
+    assert _edits(understand("braun and decker", vocabulary)) == ["brand = braun"]
+
+
 def test_a_brand_that_other_brands_titles_use_as_a_word_needs_a_cue(shop) -> None:
     # Three other brands' titles say "Kong" (a style), more often than Kong has items.
     assert understand("kong toys", shop).edits == (
