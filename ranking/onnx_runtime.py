@@ -62,6 +62,9 @@ class OnnxCrossEncoder:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = max(1, threads)
         options.inter_op_num_threads = 1
+        # Threads that wait by sleeping, not spinning: with many shoppers' turns at once, spinning threads take the
+        # cores from the turns that have work (measured with benchmarks/bench_turns.py: docs/benchmarks.md).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._inputs = [node.name for node in self._session.get_inputs()]
