@@ -47,6 +47,7 @@ Example:
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
@@ -189,6 +190,7 @@ def singular(word: str) -> str:
     return word
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def stem(word: str) -> str:
     """A rough stem for matching category words: the singular, less a common suffix (``sticky`` and ``stick``,
     ``printer`` and ``printing`` meet). Both sides of a match are stemmed alike, so a crude cut does no harm.

@@ -48,7 +48,7 @@ import numpy as np
 from data.schema import Catalog
 from data.settings import RetrievalSettings
 from retrieval.channels import Channel, LexicalChannel, Query
-from retrieval.embeddings import TextEmbedder
+from retrieval.embeddings import CachedEmbedder, TextEmbedder
 from retrieval.filters import FilterIndex, Filters
 from retrieval.fusion import ChannelScore, reciprocal_rank_fusion
 from retrieval.lexical import LexicalIndex
@@ -145,7 +145,8 @@ class CandidateGenerator:
             raise ValueError("a vector channel needs an embedder for the query text; pass embedder=")
         self.catalog = catalog
         self.channels = tuple(channels)
-        self.embedder = embedder
+        # Queries repeat (every turn of a conversation, the same few needs of many shoppers): their vectors are kept.
+        self.embedder = None if embedder is None else CachedEmbedder(embedder)
         self.settings = settings or RetrievalSettings()
         self.depth = depth
         self.weights = dict(weights or {})

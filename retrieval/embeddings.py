@@ -25,6 +25,8 @@ Example:
 from __future__ import annotations
 
 import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
@@ -130,6 +132,69 @@ class Embedder:
             show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+class CachedEmbedder:
+    """An embedder that remembers the vectors of the last ``capacity`` texts it embedded (least recently used
+    dropped first); safe to share between threads.
+
+    A conversation embeds the same query again at each turn (the question turn's candidates, then the slate), and
+    many shoppers type the same few needs; the vector of a text never changes, so it is computed once.
+
+    Example:
+        >>> cached = CachedEmbedder(get_embedder(), capacity=2)
+        >>> cached.embed(["stapler", "stapler"]).shape  # doctest: +SKIP
+        (2, 384)
+        >>> cached.hits, cached.misses  # doctest: +SKIP
+        (1, 1)
+    """
+
+    def __init__(self, embedder: TextEmbedder, capacity: int = 4096) -> None:
+        if capacity < 1:
+            raise ValueError(f"cache capacity must be at least 1, got {capacity}")
+        self.embedder = embedder
+        self.capacity = capacity
+        self.hits = 0
+        self.misses = 0
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.embedder.name
+
+    @property
+    def dimension(self) -> int:
+        return self.embedder.dimension
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """:meth:`Embedder.embed`, from memory for the texts seen lately."""
+        if isinstance(texts, str):
+            raise TypeError("embed takes a sequence of texts; wrap a single text in a list")
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for text in texts:
+                vector = self._vectors.get(text)
+                if vector is not None:
+                    self._vectors.move_to_end(text)
+                    found[text] = vector
+        missing = list(dict.fromkeys(text for text in texts if text not in found))
+        if missing:
+            # Embedded outside the lock: other threads' cached texts do not wait for this model call.
+            for text, vector in zip(missing, self.embedder.embed(missing), strict=True):
+                found[text] = vector
+            with self._lock:
+                for text in missing:
+                    self._vectors[text] = found[text]
+                    self._vectors.move_to_end(text)
+                while len(self._vectors) > self.capacity:
+                    self._vectors.popitem(last=False)
+        with self._lock:
+            self.misses += len(missing)
+            self.hits += len(texts) - len(missing)
+        if not texts:
+            return np.empty((0, self.dimension), dtype=np.float32)
+        return np.ascontiguousarray(np.stack([found[text] for text in texts]), dtype=np.float32)
 
 
 def get_embedder(batch_size: int = 64) -> Embedder:

@@ -134,3 +134,48 @@ def test_item_text_cuts_a_long_description_at_a_word() -> None:
     assert MAX_DESCRIPTION_CHARS * 0.9 <= len(kept) <= MAX_DESCRIPTION_CHARS
     assert description.startswith(kept)
     assert description[len(kept)] == " "
+
+
+class _Counting:
+    """An embedder that records every text it is asked to embed (the cache is under test, not a model)."""
+
+    name, dimension = "counting", 3
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def embed(self, texts):
+        self.asked.extend(texts)
+        return np.array([[len(t), t.count("a"), 1.0] for t in texts], dtype=np.float32)
+
+
+def test_the_cached_embedder_computes_each_text_once_keeps_order_and_drops_the_least_recent() -> None:
+    from retrieval.embeddings import CachedEmbedder
+
+    inner = _Counting()
+    cached = CachedEmbedder(inner, capacity=2)
+    first = cached.embed(["ab", "a", "ab"])
+    assert first.tolist() == [[2, 1, 1], [1, 1, 1], [2, 1, 1]] and first.dtype == np.float32
+    assert inner.asked == ["ab", "a"] and (cached.hits, cached.misses) == (1, 2)
+    cached.embed(["ab"])  # "ab" is now the most recent, so "a" goes first
+    cached.embed(["bbb"])
+    cached.embed(["ab", "a"])
+    assert inner.asked == ["ab", "a", "bbb", "a"]
+    assert cached.embed([]).shape == (0, 3) and (cached.name, cached.dimension) == ("counting", 3)
+    with pytest.raises(TypeError, match="wrap a single text"):
+        cached.embed("ab")
+    with pytest.raises(ValueError, match="capacity"):
+        CachedEmbedder(inner, capacity=0)
+
+
+def test_the_cached_embedder_is_safe_with_many_threads() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from retrieval.embeddings import CachedEmbedder
+
+    cached = CachedEmbedder(_Counting(), capacity=5)
+    texts = [f"{'a' * (n % 7)}x" for n in range(200)]
+    with ThreadPoolExecutor(8) as pool:
+        rows = list(pool.map(lambda t: cached.embed([t])[0].tolist(), texts))
+    assert rows == [[len(t), t.count("a"), 1.0] for t in texts]
+    assert cached.hits + cached.misses == 200 and len(cached._vectors) == 5
