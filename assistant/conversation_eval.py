@@ -12,7 +12,9 @@ its need and then, turn by turn:
 An episode succeeds at the first turn whose cards hold the target; it stops there or after :data:`MAX_TURNS`
 shopper turns. Reported, with 95% bootstrap intervals: success within T = 3, 5, 8 and 15 turns, the average
 number of turns (a failure counts as 15, as the multi-round conversational recommendation literature does), and
-the share of episodes whose target has been shown by each turn. Three strategies share everything but the
+the share of episodes whose target has been shown by each turn, and HR@10 per turn: after each turn, whether
+the target is among the ten best items the ranking system would show next for the profile so far (unseen items
+only; an episode whose target was shown counts as a hit from then on). Three strategies share everything but the
 question policy: ``engine`` (entropy, :class:`assistant.policy.QuestionPolicy`), ``fixed order`` (the simulator's
 answer order, :class:`assistant.policy.FixedOrderPolicy`) and ``no questions`` (recommend at once; feedback only).
 
@@ -23,6 +25,7 @@ targets held out), as in the ranking benchmark.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -45,6 +48,7 @@ from data.settings import Settings
 from data.splits import make_split, stable_seed
 
 MAX_TURNS = 15
+HR_K = 10
 WITHIN = (3, 5, 8, 15)
 STRATEGIES = ("engine", "fixed order", "no questions")
 BOOTSTRAP = 1000
@@ -63,6 +67,8 @@ class StrategyResult:
     strategy: str
     turns: tuple[int, ...]
     seconds: float
+    hits: tuple[tuple[bool, ...], ...] = ()
+    asked: tuple[tuple[str, ...], ...] = ()
     explanations: int = 0
     unsupported: int = 0
     example: str = ""
@@ -70,6 +76,10 @@ class StrategyResult:
     def success_within(self, t: int) -> np.ndarray:
         turns = np.array(self.turns)
         return (turns > 0) & (turns <= t)
+
+    def hit_rate(self, turn: int) -> np.ndarray:
+        """Per episode, 1.0 when the target was in the top 10 after ``turn`` (1-based), else 0.0."""
+        return np.array([row[turn - 1] for row in self.hits], dtype=float)
 
     def average_turns(self) -> np.ndarray:
         turns = np.array(self.turns, dtype=float)
@@ -122,8 +132,23 @@ class _Audit:
                 self.example = self.example or f"{card.explanation.text!r}: {findings[0]}"
 
 
-def _talk(service, episode: Episode, shopper: SimulatedShopper, audit: _Audit | None = None) -> int:
-    """One conversation; the turn whose cards held the target, 0 when none did."""
+def _in_top_10(service, session: str, target: str) -> bool:
+    """Whether the target is among the ten best unseen items for the session's profile now."""
+    profile = service.view(session).conversation.profile
+    ranked = service.engine.shop.system.rank(profile.for_ranking(session), k=HR_K)
+    return any(r.item_id == target for r in ranked)
+
+
+def _talk(
+    service,
+    episode: Episode,
+    shopper: SimulatedShopper,
+    audit: _Audit | None = None,
+    hits: list[bool] | None = None,
+    asked: list[str] | None = None,
+) -> int:
+    """One conversation; the turn whose cards held the target, 0 when none did. ``hits``, when given, gets HR@10
+    after each of the :data:`MAX_TURNS` turns; ``asked`` the facet of each question asked."""
     session = episode.episode_id
     service.start(session)
     target = episode.target
@@ -132,10 +157,16 @@ def _talk(service, episode: Episode, shopper: SimulatedShopper, audit: _Audit | 
     said_need_again = False
     reply = service.send(session, shopper.need)
     for turn in range(1, MAX_TURNS + 1):
+        if asked is not None and reply.question is not None:
+            asked.append(reply.question.facet)
         if audit is not None and reply.cards:
             audit.check(service, session, reply.cards)
         if any(card.item_id == target for card in reply.cards):
+            if hits is not None:
+                hits.extend([True] * (MAX_TURNS - len(hits)))
             return turn
+        if hits is not None:
+            hits.append(_in_top_10(service, session, target))
         if turn == MAX_TURNS:
             break
         if reply.question is not None:
@@ -177,10 +208,11 @@ def run_conversations(
     strategies: Sequence[str] = STRATEGIES,
     system=None,
     validation: bool = False,
+    hit_rate: bool = True,
 ) -> ConversationReport:
     """Run the conversation benchmark (see the module docstring). ``system``: a fitted ranking system to use
     instead of the trained blend (tests); ``validation``: the validation shoppers' episodes instead of the test
-    shoppers' (to choose settings on)."""
+    shoppers' (to choose settings on); ``hit_rate``: measure HR@10 after every turn (one more ranking a turn)."""
     from assistant.build import build_assistant
     from assistant.sessions import MemoryStore
     from ranking.rerank import FullBlend
@@ -210,10 +242,28 @@ def run_conversations(
             raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
         started = time.perf_counter()
         checked = _Audit(shop, catalog_brands(catalog))
-        turns = tuple(_talk(assistant.service, e, s, checked) for e, s in usable)
+        hits: list[list[bool]] = []
+        asked: list[tuple[str, ...]] = []
+        turns = []
+        for e, s in usable:
+            row: list[bool] | None = [] if hit_rate else None
+            facets_asked: list[str] = []
+            turns.append(_talk(assistant.service, e, s, checked, row, facets_asked))
+            asked.append(tuple(facets_asked))
+            if row is not None:
+                hits.append(row)
         seconds = time.perf_counter() - started
         results.append(
-            StrategyResult(strategy, turns, seconds, checked.shown, checked.failed, checked.example)
+            StrategyResult(
+                strategy,
+                tuple(turns),
+                seconds,
+                tuple(tuple(row) for row in hits),
+                tuple(asked),
+                checked.shown,
+                checked.failed,
+                checked.example,
+            )
         )
     return ConversationReport(
         vocabulary,
@@ -237,12 +287,27 @@ def conversation_json(report: ConversationReport) -> dict[str, object]:
         turns = result.average_turns()
         row["average_turns"] = {"value": float(turns.mean()), "interval": _interval(turns, rng)}
         row["shown_by_turn"] = [float(result.success_within(t).mean()) for t in range(1, MAX_TURNS + 1)]
+        if result.hits:
+            row["hr@10_by_turn"] = [
+                {"value": float(result.hit_rate(t).mean()), "interval": _interval(result.hit_rate(t), rng)}
+                for t in range(1, MAX_TURNS + 1)
+            ]
+        row["questions_per_episode"] = float(np.mean([len(a) for a in result.asked])) if result.asked else 0.0
+        row["first_question"] = dict(Counter(a[0] if a else "none" for a in result.asked).most_common())
         row["explanations_shown"] = result.explanations
         row["explanations_with_unsourced_facts"] = result.unsupported
         row["unsourced_example"] = result.example
         rows.append(row)
+    by_name = {result.strategy: result for result in report.results}
+    engine, fixed = by_name.get("engine"), by_name.get("fixed order")
+    same = None
+    if engine is not None and fixed is not None and engine.asked and fixed.asked:
+        # The conversations part once their cards differ, so only the first questions are compared.
+        pairs = [(a, b) for a, b in zip(engine.asked, fixed.asked, strict=True) if a and b]
+        same = float(np.mean([a[0] == b[0] for a, b in pairs])) if pairs else None
     return {
         "vocabulary": report.vocabulary,
+        "engine_first_question_same_as_fixed_order": same,
         "episodes": report.episodes,
         "shoppers": report.shoppers,
         "skipped_without_need": report.skipped,
@@ -273,9 +338,29 @@ def format_conversation(report: ConversationReport) -> str:
     lines.append("target shown by turn 1..15:")
     for row in document["results"]:
         lines.append(f"  {row['strategy']:14} " + " ".join(f"{v:.2f}" for v in row["shown_by_turn"]))
-    lines.append(
-        "explanations shown (template sentences; no language model rephrases them yet), and those with a"
-    )
+    if any("hr@10_by_turn" in row for row in document["results"]):
+        lines.append(
+            f"HR@{HR_K} after turn t (the ten best unseen items for the profile; a shown target counts), "
+            "with 95% intervals:"
+        )
+        lines.append(f"  {'t':>3} " + "".join(f"{row['strategy']:>22}" for row in document["results"]))
+        for t in (1, 2, 3, 4, 5, 8, 15):
+            cells = []
+            for row in document["results"]:
+                cell = row["hr@10_by_turn"][t - 1]
+                low, high = cell["interval"]
+                cells.append(f"{cell['value']:.3f} [{low:.3f}, {high:.3f}]")
+            lines.append(f"  {t:>3} " + "".join(f"{c:>22}" for c in cells))
+    lines.append("questions asked per episode, and the facet asked first:")
+    for row in document["results"]:
+        firsts = ", ".join(f"{facet} {n}" for facet, n in row["first_question"].items())
+        lines.append(f"  {row['strategy']:14} {row['questions_per_episode']:.2f}; first: {firsts}")
+    if document["engine_first_question_same_as_fixed_order"] is not None:
+        share = document["engine_first_question_same_as_fixed_order"]
+        lines.append(
+            f"  where both asked, the engine's first question is the fixed order's in {share:.1%} of episodes"
+        )
+    lines.append("explanations shown (template sentences, as the benchmark shows them), and those with a")
     lines.append("fact that the catalog, the store's history and the shopper's words do not support:")
     for row in document["results"]:
         example = row["unsourced_example"]

@@ -185,6 +185,13 @@ def test_the_conversation_benchmark_runs_the_three_strategies_on_that_catalog(st
         assert len(shown) == 15 and shown == sorted(shown) and 0.0 <= shown[-1] <= 1.0
         assert row["success@15"]["value"] == shown[-1]
         assert 1.0 <= row["average_turns"]["value"] <= 15.0
+        hit_rate = [cell["value"] for cell in row["hr@10_by_turn"]]
+        # A target on a card is a hit from then on, so HR@10 never falls below the share shown by that turn.
+        assert len(hit_rate) == 15 and all(s <= h <= 1.0 for s, h in zip(shown, hit_rate, strict=True))
+        assert all(c["interval"][0] <= c["value"] <= c["interval"][1] for c in row["hr@10_by_turn"])
+        assert sum(row["first_question"].values()) == 6
+    no_questions = report["results"][2]
+    assert no_questions["questions_per_episode"] == 0.0 and no_questions["first_question"] == {"none": 6}
 
 
 def test_nothing_is_written_under_the_samples_artifacts(store):
