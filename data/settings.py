@@ -171,8 +171,16 @@ class ConversationSettings:
 
 @dataclass(frozen=True)
 class ServerSettings:
+    # `concierge serve` (and `concierge demo`): the shopper chat at / and the JSON API at /v1 (ui/serve.py).
     host: str = "127.0.0.1"
     port: int = 7860
+    # The API's limits (ui/api.py). A longer message is refused with 413; at most the engine's own limit (2000).
+    max_message_chars: int = 2000
+    # Requests a minute one session, and one client (remote address), may make before 429 and Retry-After.
+    # Behind a reverse proxy every shopper shares its address unless it sends X-Forwarded-For (trusted from
+    # 127.0.0.1 only, uvicorn's default).
+    requests_per_minute_per_session: int = 60
+    requests_per_minute_per_client: int = 600
 
 
 @dataclass(frozen=True)

@@ -2,53 +2,23 @@
 
 ``concierge chat`` reads shopper messages from the terminal and prints each reply (text, quick replies, cards
 with their explanations). ``concierge chat --script FILE --json`` replays a conversation from a text file (one
-shopper message per line; blank lines are skipped) and prints every turn as JSON: the message, the reply (text,
-options, the question's facet, cards with item id, title, brand, category, price, explanation and score parts,
-a comparison) and the profile after it. Stores use it to check how the assistant reads their catalog; tests use
-it as a real process. Sessions are kept in memory only.
+shopper message per line; blank lines are skipped) and prints every turn as JSON: the message, the reply
+(:func:`ui.replies.reply_to_json`: text, options, the question with its facet and options, cards with item id,
+title, brand, category, price, image, explanation and score parts, a comparison) and the profile after it. Stores
+use it to check how the assistant reads their catalog; tests use it as a real process. Sessions are kept in memory only.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 from assistant.engine import Reply
 from data.settings import Settings
+from ui.replies import reply_to_json
 
 SESSION = "terminal"
-
-
-def reply_to_json(reply: Reply) -> dict[str, object]:
-    """A reply as plain JSON-ready data."""
-    return {
-        "text": reply.text,
-        "options": list(reply.options),
-        "question": reply.question.facet if reply.question else None,
-        "cards": [
-            {
-                "item_id": card.item_id,
-                "title": card.title,
-                "brand": card.brand,
-                "category": card.category,
-                "price": card.price,
-                "explanation": card.explanation.text,
-                "generated_description": card.explanation.generated,
-                "parts": asdict(card.parts),
-            }
-            for card in reply.cards
-        ],
-        "comparison": None
-        if reply.comparison is None
-        else {
-            "item_ids": list(reply.comparison.item_ids),
-            "titles": list(reply.comparison.titles),
-            "rows": [[name, list(values)] for name, values in reply.comparison.rows],
-        },
-        "handover": reply.handover,
-    }
 
 
 def _print_reply(reply: Reply) -> None:

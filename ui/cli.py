@@ -251,6 +251,15 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     return run_demo(settings, strict=args.strict, open_server=not args.check)
 
 
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    from ui.serve import run_serve
+
+    overrides = {key: value for key, value in (("host", args.host), ("port", args.port)) if value is not None}
+    if overrides:
+        settings = replace(settings, server=replace(settings.server, **overrides))
+    return run_serve(settings, strict=args.strict)
+
+
 def _chat(settings: Settings, args: argparse.Namespace) -> int:
     from ui.chat import run_chat
 
@@ -402,6 +411,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo = data_command("demo", "build what is missing for the bundled sample and start the assistant")
     demo.add_argument("--check", action="store_true", help="prepare and report, but do not start the server")
     demo.set_defaults(handler=_demo)
+
+    serve = data_command(
+        "serve",
+        "serve the shopper chat at / and the JSON API at /v1 (build the indexes first: concierge build)",
+    )
+    serve.add_argument("--host", help="address to listen on (default: settings server.host, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: settings server.port, 7860)")
+    serve.set_defaults(handler=_serve)
 
     chat = data_command("chat", "talk to the assistant in the terminal, or replay a conversation")
     chat.add_argument("--script", type=Path, help="a text file of shopper messages, one per line")

@@ -1,4 +1,5 @@
-"""``concierge demo``: build what is missing for the catalog, say what is ready, start the assistant."""
+"""``concierge demo``: build what is missing for the catalog, say what is ready, start the assistant (the chat and
+the API, served as ``concierge serve`` serves them: :mod:`ui.serve`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from data.settings import SAMPLE_DIR, Settings
 T = TypeVar("T")
 
 # The parts a full assistant stands on; the ones not listed as ready are reported as not built yet.
-LATER_PARTS = (("agent console, HTTP API and messaging channels", "the next release"),)
+LATER_PARTS = (("agent console and messaging channels", "the next release"),)
 
 
 def _step(label: str, work: Callable[[], T]) -> T:
@@ -153,13 +154,11 @@ def run_demo(settings: Settings, *, strict: bool = False, open_server: bool = Tr
 
         threading.Thread(target=prepare, daemon=True).start()
 
-    def chat():
-        from ui.app import build_app
+    from ui.serve import make_server, ready_line
 
-        return build_app(assistant.service)
-
-    app = _step("Loading the chat interface", chat)
-    host, port = settings.server.host, settings.server.port
-    print(f"==> Concierge is ready at http://{host}:{port}  (Ctrl+C stops it)", flush=True)
-    app.launch(server_name=host, server_port=port, share=False, quiet=True)
+    server = _step(
+        "Loading the chat interface and the API", lambda: make_server(assistant.service, settings.server)
+    )
+    print(ready_line(settings.server), flush=True)
+    server.run()
     return 0

@@ -1,0 +1,388 @@
+"""The versioned JSON HTTP API: a thin client of :class:`assistant.service.AssistantService` under ``/v1``.
+
+=====  ================================  ==============================  ==========================================
+POST   /v1/sessions                      ``{"session_id"?}``             201 ``{session_id, reply}``: the greeting
+POST   /v1/sessions/{id}/messages        ``{"text"}``                    200 the reply
+POST   /v1/sessions/{id}/messages        ``{"text"}``, ``?stream=true``  200 server-sent events (below)
+POST   /v1/sessions/{id}/feedback        ``{"item_id", "liked"}``        200 the reply
+POST   /v1/sessions/{id}/handover        none                            200 the reply (as "talk to a person")
+GET    /v1/sessions/{id}                 none                            200 the session's state
+=====  ================================  ==============================  ==========================================
+
+The types are in :mod:`ui.api_models`; ``/openapi.json`` documents them. With ``?stream=true`` the reply comes
+as server-sent events: first ``reply`` (the whole reply, cards with their template explanations, at once), then
+``explanation`` events ``{item_id, text}`` as the language model's checked wording of a card's explanation grows
+(none with no model configured, none for a card whose wording failed the check), then ``done``.
+
+Every error is ``{"error": {"code", "message", "field"}}``: 404 an unknown session, 409 a session id already
+in use, 413 a message over ``[server] max_message_chars``, 422 malformed JSON, a missing or mistyped field, a
+bad session id or an item not in the catalog, 429 over ``[server] requests_per_minute_per_session`` or
+``requests_per_minute_per_client`` (with ``Retry-After``); 500 ``internal_error`` for a fault of the server. A
+request refused for any of the others never reaches the service: it changes no session.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import secrets
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.sse import format_sse_event
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from assistant.engine import MAX_MESSAGE_CHARS
+from assistant.service import MAX_SESSION_ID, AssistantService, SessionView
+from data.settings import ServerSettings
+from ui import api_models as wire
+from ui.limits import RateLimiter
+from ui.replies import question_to_json, reply_to_json
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/v1"
+# What a shopper writes to ask for a person: the hand-over endpoint sends it, so both take the same path.
+HANDOVER_MESSAGE = "talk to a person"
+# JSON around a message: the field name, quotes, and room for a client's extra fields.
+_BODY_OVERHEAD = 4096
+# A character of a message takes at most 12 bytes of JSON (a surrogate pair escaped as \uXXXX\uXXXX).
+_MAX_BYTES_PER_CHAR = 12
+
+SessionId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=MAX_SESSION_ID,
+        pattern=wire.SESSION_ID_PATTERN,
+        description=f"The session id: {wire.SESSION_ID_RULE}.",
+    ),
+]
+
+
+class ApiError(HTTPException):
+    """An error response: the status, a stable code, a sentence, the field at fault and extra headers.
+
+    An ``HTTPException``, so that FastAPI passes one raised while it reads a body on to its handler."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status, message, headers)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+    def response(self) -> JSONResponse:
+        body = {"error": {"code": self.code, "message": self.message, "field": self.field}}
+        return JSONResponse(body, status_code=self.status, headers=self.headers)
+
+
+class _BodyLimit:
+    """Bodies of API requests over ``max_bytes`` get the API's JSON 413 (Starlette's own limit answers in plain
+    text); the chat's requests pass untouched. A declared length over the limit is refused before any is read."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(f"{PREFIX}/"):
+            await self.app(scope, receive, send)
+            return
+        error = ApiError(413, "body_too_large", f"the request body is over {self.max_bytes:,} bytes", "body")
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await error.response()(scope, receive, send)
+            return
+        read = 0
+
+        async def limited() -> Message:
+            nonlocal read
+            message = await receive()
+            read += len(message.get("body", b""))
+            if read > self.max_bytes:
+                raise error
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, object]]:
+    described = {
+        404: "No session has this id.",
+        409: "A session with this id exists already.",
+        413: "The message, or the request body, is over the limit.",
+        422: "Malformed JSON, a missing or mistyped field, a bad session id or an unknown item.",
+        429: "Over the request-rate limit of the session or the client; see Retry-After.",
+    }
+    return {status: {"model": wire.ErrorBody, "description": described[status]} for status in statuses}
+
+
+def _validation_error(error: RequestValidationError) -> ApiError:
+    """The first problem pydantic found, named by its field."""
+    first = error.errors()[0] if error.errors() else {"loc": ("body",), "msg": "invalid", "type": ""}
+    where = [str(part) for part in first.get("loc", ()) if part not in ("body", "path", "query")]
+    field = ".".join(where) or "body"
+    kind = first.get("type", "")
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    if kind == "json_invalid":
+        detail = first.get("ctx", {}).get("error", message)
+        return ApiError(422, "malformed_json", f"the body is not valid JSON: {detail}", "body")
+    if field == "body":
+        return ApiError(
+            422,
+            "malformed_json",
+            f"the body must be a JSON object sent as Content-Type: application/json ({message})",
+            "body",
+        )
+    if field == "session_id":
+        said = first.get("input")
+        return ApiError(
+            422,
+            "invalid_session_id",
+            f"session_id: {said!r} is not a session id; use {wire.SESSION_ID_RULE}",
+            field,
+        )
+    code = "missing_field" if kind == "missing" else "invalid_field"
+    return ApiError(422, code, f"{field}: {message}", field)
+
+
+def _http_error(error: HTTPException) -> ApiError:
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 400: "bad_request"}
+    return ApiError(
+        error.status_code,
+        codes.get(error.status_code, "http_error"),
+        str(error.detail),
+        headers=dict(error.headers or {}),
+    )
+
+
+def _take(limiter: RateLimiter, key: str, what: str) -> None:
+    wait = limiter.take(key)
+    if wait > 0:
+        seconds = str(math.ceil(wait))
+        raise ApiError(
+            429,
+            "rate_limited",
+            f"over {limiter.per_minute} requests a minute for this {what}; retry in {seconds} s",
+            headers={"Retry-After": seconds},
+        )
+
+
+def _client_limit(request: Request) -> None:
+    """Every request counts against its client (the remote address)."""
+    host = request.client.host if request.client else "unknown"
+    _take(request.app.state.rate_limiters["client"], host, "client")
+
+
+def _session_limit(request: Request, session_id: SessionId) -> str:
+    """A request on a session counts against it too."""
+    _take(request.app.state.rate_limiters["session"], session_id, "session")
+    return session_id
+
+
+# A session path parameter, checked and counted against the session's limit.
+Session = Annotated[str, Depends(_session_limit)]
+
+
+def build_api(service: AssistantService, settings: ServerSettings | None = None) -> FastAPI:
+    """The API app for ``service`` with the limits of ``settings`` (its own rate limiters, in ``app.state``).
+
+    Raises:
+        ValueError: A limit below 1, or ``max_message_chars`` over the engine's own limit.
+
+    Example:
+        >>> app = build_api(small_assistant(tmp).service)  # doctest: +SKIP
+        >>> uvicorn.run(app, host="127.0.0.1", port=8000)  # doctest: +SKIP
+    """
+    settings = settings or ServerSettings()
+    max_chars = settings.max_message_chars
+    if not 1 <= max_chars <= MAX_MESSAGE_CHARS:
+        raise ValueError(
+            f"[server] max_message_chars must be between 1 and {MAX_MESSAGE_CHARS} (the engine's limit), "
+            f"got {max_chars}"
+        )
+    per_client = RateLimiter(settings.requests_per_minute_per_client)
+    per_session = RateLimiter(settings.requests_per_minute_per_session)
+
+    app = FastAPI(
+        title="Concierge API",
+        version="1",
+        summary="A conversational shopping assistant for new shoppers: sessions, messages, feedback, state.",
+        # Swagger UI and ReDoc load their scripts from a CDN; the document itself is served locally.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.add_middleware(_BodyLimit, max_bytes=_MAX_BYTES_PER_CHAR * max_chars + _BODY_OVERHEAD)
+    app.state.rate_limiters = {"client": per_client, "session": per_session}
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, error: ApiError) -> JSONResponse:
+        return error.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        return _validation_error(error).response()
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, error: HTTPException) -> JSONResponse:
+        return _http_error(error).response()
+
+    @app.exception_handler(Exception)
+    async def _failed(request: Request, error: Exception) -> JSONResponse:
+        log.error("%s %s failed", request.method, request.url.path, exc_info=error)
+        return ApiError(
+            500, "internal_error", "something went wrong on the server; please try again"
+        ).response()
+
+    def existing(session_id: str) -> SessionView:
+        view = service.view(session_id)
+        if view is None:
+            raise ApiError(
+                404, "unknown_session", f"no session {session_id!r}; create one first", "session_id"
+            )
+        return view
+
+    router = APIRouter(
+        prefix=PREFIX,
+        dependencies=[Depends(_client_limit)],
+    )
+
+    @router.post(
+        "/sessions",
+        status_code=201,
+        response_model=wire.SessionCreated,
+        responses=_errors(409, 413, 422, 429),
+        summary="Open a session; the reply is the greeting",
+    )
+    def create_session(body: Annotated[wire.NewSession | None, Body()] = None) -> dict[str, object]:
+        session_id = body.session_id if body and body.session_id else None
+        if session_id is None:
+            session_id = secrets.token_urlsafe(16)
+        else:
+            _take(per_session, session_id, "session")
+            if service.view(session_id) is not None:
+                raise ApiError(
+                    409, "session_exists", f"a session {session_id!r} exists already", "session_id"
+                )
+        return {"session_id": session_id, "reply": reply_to_json(service.start(session_id))}
+
+    @router.post(
+        "/sessions/{session_id}/messages",
+        response_model=wire.Reply,
+        responses={
+            **_errors(404, 413, 422, 429),
+            200: {
+                "description": "The reply; with `?stream=true`, server-sent events: `reply` (a Reply), then "
+                "`explanation` events (an Explanation each), then `done`.",
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+            },
+        },
+        summary="Send the shopper's message (or a quick reply's label)",
+    )
+    def send_message(
+        session_id: Session,
+        message: wire.Message,
+        stream: Annotated[
+            bool,
+            Query(description="Stream the reply as server-sent events, explanations as they are worded."),
+        ] = False,
+    ):
+        if len(message.text) > max_chars:
+            raise ApiError(
+                413,
+                "message_too_long",
+                f"text: the message has {len(message.text):,} characters; at most {max_chars:,}",
+                "text",
+            )
+        existing(session_id)
+        reply = service.send(session_id, message.text)
+        body = reply_to_json(reply)
+        if not stream:
+            return body
+
+        def events() -> Iterator[bytes]:
+            yield format_sse_event(data_str=wire.Reply.model_validate(body).model_dump_json(), event="reply")
+            if reply.cards and service.engine.shop.llm is not None:
+                shown = {card.item_id: card.explanation.text for card in reply.cards}
+                try:
+                    for item_id, step in service.reword(session_id, reply.cards):
+                        if step.text != shown[item_id]:
+                            shown[item_id] = step.text
+                            event = wire.Explanation(item_id=item_id, text=step.text)
+                            yield format_sse_event(data_str=event.model_dump_json(), event="explanation")
+                except Exception:  # the cards are out already: a failed rewording leaves their templates
+                    log.exception("rewording failed in session %s", session_id)
+            yield format_sse_event(data_str="{}", event="done")
+
+        return StreamingResponse(
+            events(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @router.post(
+        "/sessions/{session_id}/feedback",
+        response_model=wire.Reply,
+        responses=_errors(404, 413, 422, 429),
+        summary="A thumbs up or down on an item",
+    )
+    def feedback(session_id: Session, body: wire.Feedback) -> dict[str, object]:
+        if body.item_id not in service.engine.shop.catalog:
+            raise ApiError(
+                422, "unknown_item", f"item_id: no item {body.item_id!r} in the catalog", "item_id"
+            )
+        existing(session_id)
+        return reply_to_json(service.feedback(session_id, body.item_id, body.liked))
+
+    @router.post(
+        "/sessions/{session_id}/handover",
+        response_model=wire.Reply,
+        responses=_errors(404, 422, 429),
+        summary='Ask for a person (as if the shopper wrote "talk to a person")',
+    )
+    def handover(session_id: Session) -> dict[str, object]:
+        existing(session_id)
+        return reply_to_json(service.send(session_id, HANDOVER_MESSAGE))
+
+    @router.get(
+        "/sessions/{session_id}",
+        response_model=wire.SessionState,
+        responses=_errors(404, 422, 429),
+        summary="The session's state: profile, items on screen, transcript, hand-over, version",
+    )
+    def state(session_id: Session) -> dict[str, object]:
+        view = existing(session_id)
+        conversation = view.conversation
+        profile = conversation.profile
+        catalog = service.engine.shop.catalog
+        return {
+            "session_id": session_id,
+            "version": view.version,
+            "turn": conversation.turn,
+            "profile": {
+                "slots": profile.to_dict()["slots"],
+                "need": profile.need,
+                "liked": list(profile.liked),
+                "disliked": list(profile.disliked),
+                "shown": list(profile.shown),
+            },
+            "question": question_to_json(conversation.pending),
+            "on_screen": [
+                {"item_id": item_id, "title": catalog[item_id].title if item_id in catalog else ""}
+                for item_id in conversation.on_screen
+            ],
+            "transcript": [{"role": role, "text": text} for role, text in view.transcript],
+            "handover": conversation.handover,
+        }
+
+    app.include_router(router)
+    return app
