@@ -181,6 +181,14 @@ class ServerSettings:
     # 127.0.0.1 only, uvicorn's default).
     requests_per_minute_per_session: int = 60
     requests_per_minute_per_client: int = 600
+    # Messaging channels (ui/webhooks.py); each is off (404) while its secret is empty. The signed JSON webhook at
+    # /v1/channels/webhook: the shared HMAC-SHA256 key its callers sign with, and how many seconds a request's
+    # X-Concierge-Timestamp may be from the server's clock (a signature is also accepted once only in that time).
+    webhook_secret: str = ""
+    webhook_tolerance_s: int = 300
+    # Telegram at /v1/channels/telegram: the secret_token given to the Bot API's setWebhook (1 to 256 of A-Z a-z
+    # 0-9 _ -), which Telegram sends back in X-Telegram-Bot-Api-Secret-Token with every update.
+    telegram_secret: str = ""
 
 
 @dataclass(frozen=True)

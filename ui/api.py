@@ -19,6 +19,8 @@ in use, 413 a message over ``[server] max_message_chars``, 422 malformed JSON, a
 bad session id or an item not in the catalog, 429 over ``[server] requests_per_minute_per_session`` or
 ``requests_per_minute_per_client`` (with ``Retry-After``); 500 ``internal_error`` for a fault of the server. A
 request refused for any of the others never reaches the service: it changes no session.
+
+The messaging channels (a signed JSON webhook, Telegram) are served under ``/v1/channels`` by :mod:`ui.webhooks`.
 """
 
 from __future__ import annotations
@@ -197,7 +199,8 @@ def build_api(service: AssistantService, settings: ServerSettings | None = None)
     """The API app for ``service`` with the limits of ``settings`` (its own rate limiters, in ``app.state``).
 
     Raises:
-        ValueError: A limit below 1, or ``max_message_chars`` over the engine's own limit.
+        ValueError: A limit below 1, ``max_message_chars`` over the engine's own limit, or a channel setting
+            :func:`ui.webhooks.build_channel_router` refuses.
 
     Example:
         >>> app = build_api(small_assistant(tmp).service)  # doctest: +SKIP
@@ -385,4 +388,9 @@ def build_api(service: AssistantService, settings: ServerSettings | None = None)
         }
 
     app.include_router(router)
+    # Imported here: the channels' module builds on this one's errors and limits.
+    from ui.webhooks import ReplayGuard, build_channel_router
+
+    app.state.webhook_signatures = ReplayGuard()
+    app.include_router(build_channel_router(service, settings, app.state.webhook_signatures))
     return app
