@@ -132,10 +132,11 @@ def _ranking_system(settings: Settings):
         read_card(settings.paths.artifacts / RERANKER_FOLDER)
     except RerankerModelError as error:
         log.warning("ranking with hybrid retrieval only: %s", error)
-        return HybridSystem(
-            settings
-        ), "hybrid retrieval (the reranker is not trained yet: concierge train-reranker)"
-    return FullBlend(settings), "hybrid retrieval reranked by the cross-encoder and the MF prior (blend)"
+        hybrid = HybridSystem(settings, application_index=True)
+        return hybrid, "hybrid retrieval (the reranker is not trained yet: concierge train-reranker)"
+    # The indexes `concierge build` wrote (on the Chroma server when one is set), shared by every process.
+    blend = FullBlend(settings, application_index=True)
+    return blend, "hybrid retrieval reranked by the cross-encoder and the MF prior (blend)"
 
 
 def _chat_model(settings: Settings):

@@ -229,6 +229,9 @@ class PostgresStore(SessionStore):
         self._psycopg = psycopg
         self._local = threading.local()
         with self._connection().transaction():
+            # CREATE ... IF NOT EXISTS is not safe when several processes start at once on an empty database (the
+            # losers of the race fail on PostgreSQL's catalog): one at a time, under a lock held to the commit.
+            self._connection().execute("SELECT pg_advisory_xact_lock(hashtext('concierge_sessions'))")
             self._connection().execute(
                 "CREATE TABLE IF NOT EXISTS concierge_sessions (id TEXT PRIMARY KEY, data TEXT NOT NULL, "
                 "version INTEGER NOT NULL, updated DOUBLE PRECISION NOT NULL)"

@@ -99,6 +99,12 @@ class CandidateSystem(RankingSystem):
         settings: Where artifacts and descriptions are, ``retrieval.candidates`` and ``retrieval.rrf_k``.
         depth: How many items each channel contributes before fusion; ``None``: ``retrieval.candidates``.
         embedder: The bi-encoder (any :class:`retrieval.embeddings.TextEmbedder`); the project's when ``None``.
+        application_index: Search the application's own indexes, the ones ``concierge build`` writes (the
+            vector index under ``paths.artifacts`` or on the Chroma server of ``retrieval.chroma_host``, the
+            lexical one under ``paths.artifacts``): what a serving process does, so that several processes share
+            one Chroma server and none embeds the catalog at start. ``False`` (evaluations): indexes of the
+            system's own under ``paths.artifacts/candidates/<catalog key>``, built when missing, which never
+            touch what the application serves.
 
     Attributes:
         searches: What the system searches: ``"lexical"``, ``"vector"`` (item text), ``"descriptions"``
@@ -110,11 +116,17 @@ class CandidateSystem(RankingSystem):
     searches: ClassVar[tuple[str, ...]]
 
     def __init__(
-        self, settings: Settings, depth: int | None = None, embedder: TextEmbedder | None = None
+        self,
+        settings: Settings,
+        depth: int | None = None,
+        embedder: TextEmbedder | None = None,
+        *,
+        application_index: bool = False,
     ) -> None:
         super().__init__(settings)
         self._depth = depth
         self._embedder = embedder
+        self._application_index = application_index
 
     def fit(self, data: TrainingData) -> None:
         super().fit(data)
@@ -131,11 +143,12 @@ class CandidateSystem(RankingSystem):
             )
             self.description = f"{type(self).description} No generated descriptions found: item text only."
         folder = Path(settings.paths.artifacts).resolve() / "candidates" / catalog_key(catalog)
+        lexical = (
+            Path(settings.paths.artifacts) / "lexical" if self._application_index else folder / "lexical"
+        )
         built: list[Channel] = []
         if LEXICAL in self.searches:
-            built.append(
-                LexicalChannel(LexicalIndex.load_or_build(folder / "lexical", catalog, descriptions))
-            )
+            built.append(LexicalChannel(LexicalIndex.load_or_build(lexical, catalog, descriptions)))
         embedder = None
         self._index: VectorIndex | None = None
         if VECTOR in self.searches:
@@ -155,6 +168,21 @@ class CandidateSystem(RankingSystem):
         descriptions: dict[str, str],
         embedder: TextEmbedder,
     ) -> VectorChannel:
+        collections: dict[str, np.ndarray | None] = {ITEMS: None}
+        if DESCRIPTIONS in self.searches and descriptions:
+            collections[DESCRIBED] = np.array([item.item_id in descriptions for item in catalog])
+        if self._application_index:
+            # Opened, never written: `concierge build` keeps it current; a missing one is a RetrievalError that
+            # says to build it.
+            index = VectorIndex.open(settings, embedder=embedder)
+            if index.count(ITEMS) < len(catalog):
+                logger.warning(
+                    "the vector index holds %d items, the catalog %d: run concierge build to bring it up to date",
+                    index.count(ITEMS),
+                    len(catalog),
+                )
+            self._index = index
+            return VectorChannel(VECTOR, index, catalog, collections)
         # An embedded store of its own under the keyed folder, even when the application uses a Chroma server:
         # an evaluation must not rewrite the collections the application serves.
         store = replace(
@@ -177,9 +205,6 @@ class CandidateSystem(RankingSystem):
             logger.warning("rebuilt the candidate index in %s (made by another version)", folder)
         index = VectorIndex.open(store, embedder=embedder)
         self._index = index
-        collections: dict[str, np.ndarray | None] = {ITEMS: None}
-        if DESCRIPTIONS in self.searches and descriptions:
-            collections[DESCRIBED] = np.array([item.item_id in descriptions for item in catalog])
         return VectorChannel(VECTOR, index, catalog, collections)
 
     def item_vectors(self) -> np.ndarray:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -19,32 +16,19 @@ from retrieval.embeddings import get_embedder
 from retrieval.errors import IndexUnavailableError
 from retrieval.index import VectorIndex, build_index
 from tests.retrieval_fixtures import HashEmbedder, check_index_contract, server_settings, small_catalog
+from tests.servers import chroma_cli, free_port
 
 START_TIMEOUT_S = 60
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _chroma_cli() -> str:
-    beside_python = Path(sys.executable).with_name("chroma")
-    found = str(beside_python) if beside_python.exists() else shutil.which("chroma")
-    if found is None:
-        pytest.skip("the `chroma` command of the chromadb package is not installed")
-    return found
 
 
 @pytest.fixture(scope="module")
 def chroma_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A Chroma server on a free local port with its own data folder, stopped after the module."""
     folder = tmp_path_factory.mktemp("chroma-server")
-    port = _free_port()
+    port = free_port()
     log = (folder / "server.log").open("wb")
     server = subprocess.Popen(
-        [_chroma_cli(), "run", "--path", str(folder / "data"), "--host", "127.0.0.1", "--port", str(port)],
+        [chroma_cli(), "run", "--path", str(folder / "data"), "--host", "127.0.0.1", "--port", str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
     )
@@ -85,6 +69,6 @@ def test_a_server_index_leaves_the_artifacts_folder_alone(chroma_port: int, tmp_
 
 
 def test_an_unreachable_server_says_how_to_start_one() -> None:
-    config = server_settings(_free_port())
+    config = server_settings(free_port())
     with pytest.raises(IndexUnavailableError, match="chroma run --path"):
         VectorIndex.open(config, embedder=HashEmbedder())
