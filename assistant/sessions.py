@@ -73,7 +73,12 @@ class SessionRecord:
     updated: float = field(default=0.0, compare=False)
 
     def said(self, role: str, text: str) -> SessionRecord:
-        return replace(self, transcript=(*self.transcript, (role, redact(text))))
+        """The record with one more transcript line. What people write (shoppers, agents) is redacted; the
+        assistant's own text is made of catalog facts, whose long model numbers ("(5721401)") would read as
+        phone numbers."""
+        return replace(
+            self, transcript=(*self.transcript, (role, text if role == "assistant" else redact(text)))
+        )
 
     def to_json(self) -> str:
         return json.dumps(

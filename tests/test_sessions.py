@@ -125,6 +125,16 @@ def test_the_stored_transcript_is_redacted(tmp_path) -> None:
     service.send("s", "ink please, mail me at ann@example.com")
     assert ("shopper", "ink please, mail me at [email]") in service.transcript("s")
     assert "ann@example.com" not in (tmp_path / "s.sqlite3").read_bytes().decode("latin-1")
+    # The assistant's own text (catalog facts) is kept as the shopper saw it: a model number is no phone number.
+    record = (
+        SessionRecord("r", {})
+        .said("assistant", 'Noted: you like "Laminator (5721401)".')
+        .said("agent", "555-123-4567")
+    )
+    assert record.transcript == (
+        ("assistant", 'Noted: you like "Laminator (5721401)".'),
+        ("agent", "[phone]"),
+    )
 
 
 def test_twenty_shoppers_at_once_keep_their_own_conversations(tmp_path) -> None:
