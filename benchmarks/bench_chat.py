@@ -29,15 +29,6 @@ import threading
 import time
 from collections.abc import Sequence
 
-import numpy as np
-
-
-def _percentiles(seconds: Sequence[float]) -> dict[str, float]:
-    if not seconds:
-        return {"n": 0, "p50_ms": float("nan"), "p95_ms": float("nan")}
-    ms = np.array(seconds) * 1000
-    return {"n": len(ms), "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95))}
-
 
 def _free_port() -> int:
     with socket.socket() as probe:
@@ -62,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from assistant.build import build_assistant
     from assistant.service import FAILURE_TEXT
     from assistant.sessions import MemoryStore
-    from benchmarks.bench_turns import NEEDS, _fresh_needs
+    from benchmarks.bench_turns import NEEDS, _fresh_needs, _percentiles
     from data.settings import load_settings
     from ui.serve import make_server
 
