@@ -24,6 +24,7 @@ What a turn does, in order:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from assistant.explain import Explanation, explain
+from assistant.grounding import catalog_brands
 from assistant.policy import NO_PREFERENCE, Question, QuestionPolicy
 from assistant.profile import InterestProfile, ProfileError
 from assistant.resolve import CategoryResolver
@@ -211,6 +213,12 @@ class Shop:
     llm: object | None = None
     cards_with_questions: bool = False
     resolver: CategoryResolver | None = None
+
+    @functools.cached_property
+    def brands(self) -> frozenset[str]:
+        """The catalog's brands as shown (:func:`assistant.grounding.catalog_brands`), gathered once: the fact
+        check of every rewording reads them."""
+        return catalog_brands(self.catalog)
 
     def evidence(self, item_id: str, liked: Sequence[str]) -> list[str]:
         """The store-history facts an explanation of ``item_id`` may state (for :func:`assistant.explain.audit`):

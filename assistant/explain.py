@@ -192,7 +192,8 @@ def audit(
 
 # One worked example, of no store's kind of product: it shows a small model that rewording means reordering the
 # note's own words, which the strict check accepts (without it the packaged model thanked the shopper "for choosing"
-# and none of 20 validation cards passed; with it 20 of 20 did: docs/benchmarks.md).
+# and none of 20 validation cards passed; with it 20 of 20 passed the word check, and 24 of 39 the check with
+# kept_out: docs/benchmarks.md).
 _EXAMPLE_NOTE = (
     "Backpacks by Northwind. It matches your words hiking. Chosen by 12 shoppers in this store's history."
 )

@@ -199,6 +199,12 @@ class AssistantService:
 
         self._turn(session_id, turn)
 
+    @property
+    def rewords(self) -> bool:
+        """Whether a language model is configured to reword explanations (without one, :meth:`reword` only gives
+        each card's template back)."""
+        return self.engine.shop.llm is not None
+
     def reword(self, session_id: str, cards: Sequence[Card]) -> Iterator[tuple[str, Streamed]]:
         """The language model's wording of each card's explanation, streamed: steps of ``(item id, text so far)``
         card after card, each text checked against the catalog before it comes (:func:`assistant.explain.
@@ -206,12 +212,11 @@ class AssistantService:
         model or nothing the model wrote passed. Channels show the cards first, each with its template, and replace
         a card's explanation with the steps as they come; cards never wait for the model."""
         from assistant.explain import stream_explanation
-        from assistant.grounding import catalog_brands
 
         shop = self.engine.shop
         view = self.view(session_id)
         profile = view.conversation.profile if view else InterestProfile()
-        brands = catalog_brands(shop.catalog)
+        brands = shop.brands
         for card in cards:
             item = shop.catalog[card.item_id]
             evidence = shop.evidence(card.item_id, profile.liked)

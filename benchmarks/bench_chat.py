@@ -23,17 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import sys
 import threading
 import time
 from collections.abc import Sequence
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,12 +46,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from assistant.build import build_assistant
     from assistant.service import FAILURE_TEXT
     from assistant.sessions import MemoryStore
-    from benchmarks.bench_turns import NEEDS, _fresh_needs, _percentiles
+    from benchmarks.bench_turns import NEEDS, fresh_needs, percentiles
+    from benchmarks.loopback import free_port
     from data.settings import load_settings
     from ui.serve import make_server
 
     settings = load_settings()
-    settings = replace(settings, server=replace(settings.server, port=_free_port()))
+    settings = replace(settings, server=replace(settings.server, port=free_port()))
     assistant = build_assistant(settings, store=MemoryStore())
     server = make_server(assistant.service, settings.server)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -86,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 say(client, text)
                 alone.append(time.perf_counter() - started)
 
-        fresh = _fresh_needs(assistant.shop.facets, args.shoppers * args.turns)
+        fresh = fresh_needs(assistant.shop.facets, args.shoppers * args.turns)
         together: list[float] = []
         errors: list[str] = []
         lock = threading.Lock()
@@ -126,9 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     document = {
         "ranking": assistant.ranking,
-        "one_shopper": _percentiles(alone),
+        "one_shopper": percentiles(alone),
         "at_once": {
-            **_percentiles(together),
+            **percentiles(together),
             "shoppers": args.shoppers,
             "wall_s": wall,
             "errors": len(errors),

@@ -56,7 +56,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -68,7 +67,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.bench_turns import _fresh_needs
+from benchmarks.bench_turns import fresh_needs
+from benchmarks.loopback import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 BUILT = REPO / "artifacts"
@@ -82,12 +82,6 @@ UNLIMITED = "1000000"
 TURNS_PER_SESSION = (2, 4)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Postgres:
     """A throwaway PostgreSQL server on 127.0.0.1 in a temporary folder (as ``tests/conftest.py`` starts one)."""
 
@@ -97,7 +91,7 @@ class Postgres:
             raise SystemExit("phase two needs PostgreSQL: apt-get install -y postgresql")
         self.bin = os.path.dirname(found[-1])
         self.folder = tempfile.mkdtemp(prefix="concierge-load-pg-")
-        self.port = _free_port()
+        self.port = free_port()
         if os.geteuid() == 0:
             shutil.chown(self.folder, user="postgres")
         self.url = f"postgresql://concierge@127.0.0.1:{self.port}/postgres"
@@ -139,7 +133,7 @@ class Server:
             shutil.copytree(BUILT / part, artifacts / part)
         for part in LINKED:
             (artifacts / part).symlink_to(BUILT / part)
-        port = _free_port()
+        port = free_port()
         argv = [sys.executable, "-m", "ui.cli", "serve", "--artifacts", str(artifacts), "--port", str(port)]
         log = folder / f"{name}.log"
         with log.open("wb") as sink:
@@ -531,7 +525,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from data.settings import SAMPLE_DIR
 
     catalog, _ = load_catalog(SAMPLE_DIR / "items.jsonl")
-    needs = _fresh_needs(discover_facets(catalog), 10_000)
+    needs = fresh_needs(discover_facets(catalog), 10_000)
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",

@@ -50,14 +50,14 @@ NEEDS = (
 )
 
 
-def _percentiles(seconds: Sequence[float]) -> dict[str, float]:
+def percentiles(seconds: Sequence[float]) -> dict[str, float]:
     if not seconds:
         return {"n": 0, "p50_ms": float("nan"), "p95_ms": float("nan")}
     ms = np.array(seconds) * 1000
     return {"n": len(ms), "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95))}
 
 
-def _fresh_needs(facets, count: int) -> list[str]:
+def fresh_needs(facets, count: int) -> list[str]:
     """``count`` needs none of :data:`NEEDS` shares a word with: the catalog's category labels, deepest level
     first, most items first, lower case (as shoppers type)."""
     said = {word for need in NEEDS for word in need.split()}
@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if reply.cards:
             recommendation.append(time.perf_counter() - t)
 
-    fresh = _fresh_needs(assistant.shop.facets, args.sessions * args.rounds)
+    fresh = fresh_needs(assistant.shop.facets, args.sessions * args.rounds)
     together: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
@@ -138,10 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     document = {
         "ranking": assistant.ranking,
         "build_s": build_s,
-        "question_turn": _percentiles(question),
-        "recommendation_turn": _percentiles(recommendation),
+        "question_turn": percentiles(question),
+        "recommendation_turn": percentiles(recommendation),
         "at_once": {
-            **_percentiles(together),
+            **percentiles(together),
             "sessions": args.sessions,
             "wall_s": wall,
             "errors": len(errors),

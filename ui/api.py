@@ -128,7 +128,7 @@ def _errors(*statuses: int) -> dict[int | str, dict[str, object]]:
     return {status: {"model": wire.ErrorBody, "description": described[status]} for status in statuses}
 
 
-def _validation_error(error: RequestValidationError) -> ApiError:
+def validation_error(error: RequestValidationError) -> ApiError:
     """The first problem pydantic found, named by its field."""
     first = error.errors()[0] if error.errors() else {"loc": ("body",), "msg": "invalid", "type": ""}
     where = [str(part) for part in first.get("loc", ()) if part not in ("body", "path", "query")]
@@ -167,7 +167,7 @@ def _http_error(error: HTTPException) -> ApiError:
     )
 
 
-def _take(limiter: RateLimiter, key: str, what: str) -> None:
+def take_or_refuse(limiter: RateLimiter, key: str, what: str) -> None:
     wait = limiter.take(key)
     if wait > 0:
         seconds = str(math.ceil(wait))
@@ -179,15 +179,15 @@ def _take(limiter: RateLimiter, key: str, what: str) -> None:
         )
 
 
-def _client_limit(request: Request) -> None:
+def client_limit(request: Request) -> None:
     """Every request counts against its client (the remote address)."""
     host = request.client.host if request.client else "unknown"
-    _take(request.app.state.rate_limiters["client"], host, "client")
+    take_or_refuse(request.app.state.rate_limiters["client"], host, "client")
 
 
 def _session_limit(request: Request, session_id: SessionId) -> str:
     """A request on a session counts against it too."""
-    _take(request.app.state.rate_limiters["session"], session_id, "session")
+    take_or_refuse(request.app.state.rate_limiters["session"], session_id, "session")
     return session_id
 
 
@@ -233,7 +233,7 @@ def build_api(service: AssistantService, settings: ServerSettings | None = None)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        return _validation_error(error).response()
+        return validation_error(error).response()
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, error: HTTPException) -> JSONResponse:
@@ -256,7 +256,7 @@ def build_api(service: AssistantService, settings: ServerSettings | None = None)
 
     router = APIRouter(
         prefix=PREFIX,
-        dependencies=[Depends(_client_limit)],
+        dependencies=[Depends(client_limit)],
     )
 
     @router.post(
@@ -271,7 +271,7 @@ def build_api(service: AssistantService, settings: ServerSettings | None = None)
         if session_id is None:
             session_id = secrets.token_urlsafe(16)
         else:
-            _take(per_session, session_id, "session")
+            take_or_refuse(per_session, session_id, "session")
             if service.view(session_id) is not None:
                 raise ApiError(
                     409, "session_exists", f"a session {session_id!r} exists already", "session_id"
@@ -314,7 +314,7 @@ def build_api(service: AssistantService, settings: ServerSettings | None = None)
 
         def events() -> Iterator[bytes]:
             yield format_sse_event(data_str=wire.Reply.model_validate(body).model_dump_json(), event="reply")
-            if reply.cards and service.engine.shop.llm is not None:
+            if reply.cards and service.rewords:
                 shown = {card.item_id: card.explanation.text for card in reply.cards}
                 try:
                     for item_id, step in service.reword(session_id, reply.cards):

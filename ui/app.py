@@ -70,7 +70,7 @@ def build_app(service: AssistantService) -> gr.Blocks:
             {"role": "assistant", "content": render(reply)},
         ]
         yield "", history, gr.Radio(choices=list(reply.options), value=None)
-        if service.engine.shop.llm is None or not reply.cards:
+        if not service.rewords or not reply.cards:
             return
         shown = {card.item_id: card.explanation.text for card in reply.cards}
         for item_id, step in service.reword(session, reply.cards):

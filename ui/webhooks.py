@@ -56,7 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from assistant.service import MAX_SESSION_ID, AssistantService
 from data.settings import ServerSettings
 from ui import telegram
-from ui.api import PREFIX, ApiError, _client_limit, _take, _validation_error
+from ui.api import PREFIX, ApiError, client_limit, take_or_refuse, validation_error
 from ui.replies import reply_to_json
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ def build_channel_router(
         raise ValueError(
             "[server] telegram_secret must be 1 to 256 characters of A-Z a-z 0-9 _ - (Telegram's secret_token)"
         )
-    router = APIRouter(prefix=f"{PREFIX}/channels", dependencies=[Depends(_client_limit)])
+    router = APIRouter(prefix=f"{PREFIX}/channels", dependencies=[Depends(client_limit)])
     if settings.webhook_secret:
         _add_webhook(router, service, settings, signatures)
     if settings.telegram_secret:
@@ -211,13 +211,13 @@ def _add_webhook(
         try:
             event = WebhookEvent.model_validate_json(body)
         except ValidationError as error:
-            raise _validation_error(RequestValidationError(error.errors())) from None
+            raise validation_error(RequestValidationError(error.errors())) from None
         if (event.text is None) == (event.feedback is None):
             raise ApiError(422, "invalid_field", "send exactly one of text and feedback", "body")
         if event.text is not None and not event.text.strip():
             raise ApiError(422, "invalid_field", "text: the message needs some text, not only spaces", "text")
         session_id = event.session_id
-        _take(request.app.state.rate_limiters["session"], session_id, "session")
+        take_or_refuse(request.app.state.rate_limiters["session"], session_id, "session")
         if event.text is not None:
             if len(event.text) > settings.max_message_chars:
                 raise ApiError(
