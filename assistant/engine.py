@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -74,6 +74,37 @@ class Card:
     explanation: Explanation
     parts: ScoreParts
 
+    def to_dict(self) -> dict[str, object]:
+        """The card as plain JSON-ready data (stored with the conversation)."""
+        data = asdict(self)
+        data["explanation"] |= {"facts": list(self.explanation.facts), "matched": list(self.explanation.matched)}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> Card:
+        """The card of :meth:`to_dict`'s data.
+
+        Raises:
+            KeyError, TypeError, ValueError: A missing or malformed field.
+        """
+        explanation = dict(data["explanation"])
+        return cls(
+            str(data["item_id"]),
+            str(data["title"]),
+            str(data["brand"]),
+            str(data["category"]),
+            str(data["price"]),
+            str(data["image_url"]),
+            Explanation(
+                str(explanation["text"]),
+                tuple(str(f) for f in explanation["facts"]),
+                tuple(str(m) for m in explanation["matched"]),
+                str(explanation["sentence"]),
+                bool(explanation["generated"]),
+            ),
+            ScoreParts(**{k: (None if v is None else float(v)) for k, v in dict(data["parts"]).items()}),
+        )
+
 
 @dataclass(frozen=True)
 class Comparison:
@@ -115,6 +146,8 @@ class Conversation:
         asked: Questions asked so far.
         pending: The question awaiting an answer, ``None`` when none.
         on_screen: The item ids of the last slate, in card order (what "#2" refers to).
+        slate: The cards of the last slate as shown, score parts and explanations included (what a page that is
+            reloaded shows again, and what the customer-service console shows).
         handover: A person was asked for and has not handed back yet.
     """
 
@@ -123,6 +156,7 @@ class Conversation:
     asked: int = 0
     pending: Question | None = None
     on_screen: tuple[str, ...] = ()
+    slate: tuple[Card, ...] = ()
     handover: bool = False
 
     def to_dict(self) -> dict[str, object]:
@@ -142,6 +176,7 @@ class Conversation:
                 "entropy": pending.entropy,
             },
             "on_screen": list(self.on_screen),
+            "slate": [card.to_dict() for card in self.slate],
             "handover": self.handover,
         }
 
@@ -175,6 +210,7 @@ class Conversation:
                 asked=int(data["asked"]),
                 pending=pending,
                 on_screen=tuple(str(i) for i in data["on_screen"]),
+                slate=tuple(Card.from_dict(card) for card in data.get("slate", ())),
                 handover=bool(data["handover"]),
             )
         except (KeyError, TypeError, ValueError) as error:
@@ -406,7 +442,7 @@ class Engine:
             return state, Reply(_say([lead], question.text), _options(question), question)
         ids = tuple(self.shop.catalog.items[int(p)].item_id for p in positions[: self.shop.slate_size])
         cards = tuple(self._card(item_id, ScoreParts(), state.profile) for item_id in ids)
-        state = replace(state, profile=state.profile.with_shown(ids), on_screen=ids)
+        state = replace(state, profile=state.profile.with_shown(ids), on_screen=ids, slate=cards)
         text = _say([lead, "A few to start with."], question.text)
         return state, Reply(text, _options(question), question, cards=cards)
 
@@ -442,11 +478,11 @@ class Engine:
                 )
             else:
                 text = "I have nothing to show for that. Tell me what you are looking for, or start over."
-            return replace(state, profile=profile, on_screen=()), Reply(text, (START_OVER,))
+            return replace(state, profile=profile, on_screen=(), slate=()), Reply(text, (START_OVER,))
         lead = _say([lead, let_go], "")
         cards = tuple(self._card(r.item_id, r.parts, profile) for r in ranked)
         ids = tuple(card.item_id for card in cards)
-        state = replace(state, profile=profile.with_shown(ids), on_screen=ids, pending=None)
+        state = replace(state, profile=profile.with_shown(ids), on_screen=ids, slate=cards, pending=None)
         text = _say([lead], "Here is what I'd pick for you:" if not lead else "")
         return state, Reply(text, (SHOW_OTHERS, START_OVER), cards=cards)
 

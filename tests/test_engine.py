@@ -3,6 +3,8 @@ explanations and service. Exact answers, so that each rule can fail here."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from assistant.engine import SHOW_OTHERS, START_OVER, Conversation
@@ -188,6 +190,18 @@ def test_conversation_state_round_trips_through_plain_data(service) -> None:
     service.send("s", "ink")
     state = service.view("s").conversation
     assert Conversation.from_dict(state.to_dict()) == state
+
+
+def test_the_last_slate_is_stored_whole_for_a_reloaded_page_and_the_console(service) -> None:
+    service.send("s", "i need ink")
+    picks = service.send("s", "HP")
+    state = service.view("s").conversation
+    assert state.slate == picks.cards
+    assert [card.item_id for card in state.slate] == list(state.on_screen) == ["ink-hp", "ink-hp-color"]
+    assert json.loads(json.dumps(state.to_dict())) == state.to_dict()
+    assert Conversation.from_dict(json.loads(json.dumps(state.to_dict()))).slate == picks.cards
+    service.send("s", "start over")
+    assert service.view("s").conversation.slate == ()
 
 
 def test_an_agent_takes_over_reads_a_summary_edits_the_profile_writes_and_hands_back(service) -> None:
