@@ -77,7 +77,10 @@ class Card:
     def to_dict(self) -> dict[str, object]:
         """The card as plain JSON-ready data (stored with the conversation)."""
         data = asdict(self)
-        data["explanation"] |= {"facts": list(self.explanation.facts), "matched": list(self.explanation.matched)}
+        data["explanation"] |= {
+            "facts": list(self.explanation.facts),
+            "matched": list(self.explanation.matched),
+        }
         return data
 
     @classmethod
