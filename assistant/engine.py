@@ -498,6 +498,17 @@ class Engine:
         priced = [r for r in ranked if catalog.items[r.position].price is not None]
         return sorted(priced, key=lambda r: catalog.items[r.position].price.amount)[:size]
 
+    def card(self, item_id: str, profile: InterestProfile, note: str = "") -> Card:
+        """The card of a catalog item that no ranking picked (a customer-service agent pushes it): no score
+        parts, and the explanation of catalog facts after ``note`` ("Recommended by Maria from our team.").
+
+        Raises:
+            KeyError: An item the catalog does not have.
+        """
+        card = self._card(item_id, ScoreParts(), profile)
+        text = " ".join(part for part in (note, card.explanation.text) if part)
+        return replace(card, explanation=replace(card.explanation, text=text))
+
     def _card(self, item_id: str, parts: ScoreParts, profile: InterestProfile) -> Card:
         shop = self.shop
         item = shop.catalog[item_id]
@@ -564,7 +575,15 @@ class Engine:
         return Reply(_say([lead], "Want to see others, or tell me more?"), self._follow_ups(state))
 
     def _follow_ups(self, state: Conversation) -> tuple[str, ...]:
-        return (SHOW_OTHERS, START_OVER) if state.on_screen else (SHOW_NOW,)
+        return quick_replies(replace(state, pending=None))
+
+
+def quick_replies(state: Conversation) -> tuple[str, ...]:
+    """The quick replies that go with a conversation's state: the pending question's options, else the
+    follow-ups of what is on screen (what a reloaded page offers again)."""
+    if state.pending is not None:
+        return _options(state.pending)
+    return (SHOW_OTHERS, START_OVER) if state.on_screen else (SHOW_NOW,)
 
 
 def _relax_order(slot) -> tuple[int, int]:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from assistant.engine import Card, Conversation, Engine, Reply
 from assistant.profile import InterestProfile
 from assistant.sessions import SessionConflict, SessionRecord, SessionStore
-from retrieval.profile import Constraint
+from retrieval.profile import Constraint, Op
 
 if TYPE_CHECKING:
     # langchain is imported only when a model rewords something, not when the service is built.
@@ -32,6 +32,11 @@ FAILURE_TEXT = "Sorry, something went wrong on my side. Your conversation is kep
 WAITING_TEXT = "A person from our team has your conversation and will answer you here."
 MAX_SESSION_ID = 200
 _RETRIES = 3
+
+
+class ActionFailed(RuntimeError):
+    """An agent action that could not be saved (the turn failed, or the session kept changing under it); the
+    session is as it was."""
 
 
 class _Locks:
@@ -128,16 +133,20 @@ class AssistantService:
 
         return self._turn(session_id, turn)
 
-    # --- what a customer-service agent does (every action is recorded in the session's events) -------------
+    # --- what a customer-service agent does (every action is one save, recorded in the session's events; one
+    # that cannot be saved raises ActionFailed) --------------------------------------------------------------
 
     def take_over(self, session_id: str, agent: str) -> str:
-        """An agent takes the conversation; returns the summary they read first."""
-        self._agent_turn(session_id, agent, "took over", lambda c: replace(c, handover=True))
+        """An agent takes the conversation (the shopper reads that they joined); returns the summary they read
+        first."""
+        joined = f"{agent} from our team has joined the conversation."
+        self._agent_turn(session_id, agent, "took over", lambda c: replace(c, handover=True), said=joined)
         return self.summary(session_id)
 
     def hand_back(self, session_id: str, agent: str) -> None:
-        """The agent hands the conversation back to the assistant."""
-        self._agent_turn(session_id, agent, "handed back", lambda c: replace(c, handover=False))
+        """The agent hands the conversation back to the assistant (and the shopper reads so)."""
+        left = f"{agent} has handed you back to the assistant."
+        self._agent_turn(session_id, agent, "handed back", lambda c: replace(c, handover=False), said=left)
 
     def agent_say(self, session_id: str, agent: str, text: str) -> None:
         """The agent writes to the shopper (shown as a person's message)."""
@@ -146,14 +155,19 @@ class AssistantService:
         self._agent_turn(session_id, agent, "wrote", lambda c: c, said=text)
 
     def agent_edit(self, session_id: str, agent: str, constraint: Constraint | None, facet: str = "") -> None:
-        """The agent adds a constraint to the profile, or with ``constraint=None`` clears ``facet``."""
+        """The agent adds a constraint to the profile, or with ``constraint=None`` clears ``facet``. An agent's
+        ``=`` replaces the facet's earlier ``=`` wishes, even those of the shopper's latest message (which the
+        profile would keep beside it, as several values said in one message)."""
 
         def edit(conversation: Conversation) -> Conversation:
             profile = conversation.profile
             if constraint is None:
-                profile = profile.cleared(facet)
-            else:
-                profile = profile.with_slot(constraint, f"agent {agent}", conversation.turn)
+                return replace(conversation, profile=profile.cleared(facet))
+            if constraint.op is Op.EQ:
+                for slot in profile.slots:
+                    if slot.facet == constraint.facet and slot.constraint.op is Op.EQ:
+                        profile = profile.without(slot)
+            profile = profile.with_slot(constraint, f"agent {agent}", conversation.turn)
             return replace(conversation, profile=profile)
 
         what = (
@@ -162,6 +176,35 @@ class AssistantService:
             else f"set {constraint.facet} {constraint.op.value} {constraint.value}"
         )
         self._agent_turn(session_id, agent, what, edit)
+
+    def agent_push(self, session_id: str, agent: str, item_id: str) -> Card:
+        """The agent shows the shopper a catalog item: it joins the cards on screen (so "#n" can name it), counts
+        as shown, and the shopper reads who recommends it; returns its card.
+
+        Raises:
+            ValueError: An item the catalog does not have.
+        """
+        catalog = self.engine.shop.catalog
+        if not isinstance(item_id, str) or item_id not in catalog:
+            raise ValueError(f"no item {item_id!r} in the catalog")
+        note = f"Recommended by {agent} from our team."
+        pushed: list[Card] = []
+
+        def push(conversation: Conversation) -> Conversation:
+            card = self.engine.card(item_id, conversation.profile, note)
+            pushed.append(card)
+            slate, on_screen = conversation.slate, conversation.on_screen
+            if item_id in on_screen:
+                # Already on screen: its card says now who recommends it, and "#n" keeps naming it.
+                slate = tuple(card if c.item_id == item_id else c for c in slate)
+            else:
+                slate, on_screen = (*slate, card), (*on_screen, item_id)
+            profile = conversation.profile.with_shown([item_id])
+            return replace(conversation, slate=slate, on_screen=on_screen, profile=profile)
+
+        said = f"{agent} recommends {catalog[item_id].title}."
+        self._agent_turn(session_id, agent, f"pushed {item_id}", push, said=said)
+        return pushed[-1]
 
     def summary(self, session_id: str) -> str:
         """A short summary of the conversation for the agent who joins: built from the profile and transcript."""
@@ -197,7 +240,7 @@ class AssistantService:
             )
             return (record.said("agent", said) if said else record), Reply(said)
 
-        self._turn(session_id, turn)
+        self._turn(session_id, turn, raising=True)
 
     @property
     def rewords(self) -> bool:
@@ -239,7 +282,15 @@ class AssistantService:
         view = self.view(session_id)
         return list(view.transcript) if view else []
 
-    def _turn(self, session_id: str, turn: Callable[[SessionRecord], tuple[SessionRecord, Reply]]) -> Reply:
+    def _turn(
+        self,
+        session_id: str,
+        turn: Callable[[SessionRecord], tuple[SessionRecord, Reply]],
+        raising: bool = False,
+    ) -> Reply:
+        """Run ``turn`` on the stored session and save it under the version it loaded (again on a conflict). A
+        shopper's failed turn gives :data:`FAILURE_TEXT`; with ``raising`` (an agent's action) it raises
+        :class:`ActionFailed`, so the console never shows an action as done that was not."""
         if time.time() >= self._next_expiry:
             try:
                 self.expire()
@@ -253,8 +304,10 @@ class AssistantService:
                     record = SessionRecord(session_id, state.to_dict())
                 try:
                     updated, reply = turn(record)
-                except Exception:
+                except Exception as error:
                     log.exception("turn failed in session %s", session_id)
+                    if raising:
+                        raise ActionFailed(f"the action failed in session {session_id!r}") from error
                     return Reply(FAILURE_TEXT, _conversation_options(record))
                 try:
                     self.store.save(updated, record.version)
@@ -264,6 +317,8 @@ class AssistantService:
             log.error(
                 "session %s kept changing under this turn; gave up after %d tries", session_id, _RETRIES
             )
+            if raising:
+                raise ActionFailed(f"session {session_id!r} kept changing; try again")
             return Reply(FAILURE_TEXT)
 
 

@@ -230,12 +230,57 @@ def test_an_agent_takes_over_reads_a_summary_edits_the_profile_writes_and_hands_
         "wrote",
         "handed back",
     ]
-    assert ("agent", "I set Canon for you; the XL lasts longer.") in view.transcript
-    assert ("shopper", "hello? anyone?") in view.transcript
+    assert view.transcript[4:9] == (
+        ("agent", "maria from our team has joined the conversation."),
+        ("shopper", "hello? anyone?"),
+        ("agent", "I set Canon for you; the XL lasts longer."),
+        ("agent", "maria has handed you back to the assistant."),
+        ("shopper", "show me products"),
+    )
+    assert all(event["agent"] == "maria" for event in view.events[1:])
     slot = next(slot for slot in view.conversation.profile.slots if slot.facet == "brand")
     assert slot.said == "agent maria"
     with pytest.raises(ValueError, match="agent's name"):
         service.hand_back("s", " ")
+
+
+def test_an_agent_pushes_a_product_that_joins_the_cards_on_screen(service) -> None:
+    from ranking.system import ScoreParts
+
+    service.send("s", "i need ink")
+    picks = service.send("s", "HP")
+    card = service.agent_push("s", "maria", "ink-canon-xl")
+    view = service.view("s")
+    state = view.conversation
+    assert state.slate == (*picks.cards, card)
+    assert state.on_screen == ("ink-hp", "ink-hp-color", "ink-canon-xl")
+    assert state.profile.shown == ("ink-hp", "ink-hp-color", "ink-canon-xl")
+    assert (card.title, card.brand, card.parts) == ("Canon PG-245 XL Black Ink", "Canon", ScoreParts())
+    assert (
+        card.explanation.text
+        == "Recommended by maria from our team. Ink by Canon. It matches your choice of Ink."
+    )
+    assert view.transcript[-1] == ("agent", "maria recommends Canon PG-245 XL Black Ink.")
+    assert view.events[-1]["what"] == "pushed ink-canon-xl" and view.events[-1]["agent"] == "maria"
+    # "#3" is the pushed card.
+    assert service.send("s", "compare 1 and 3").comparison.item_ids == ("ink-hp", "ink-canon-xl")
+    view = service.view("s")
+    with pytest.raises(ValueError, match="'no-such-item'"):
+        service.agent_push("s", "maria", "no-such-item")
+    assert service.view("s").version == view.version
+
+
+def test_an_agents_wish_replaces_the_one_of_the_shoppers_latest_message(service) -> None:
+    from retrieval.profile import Constraint, Op
+
+    service.send("s", "i need ink")
+    service.send("s", "HP")
+    service.agent_edit("s", "maria", Constraint("brand", Op.EQ, "canon"))
+    slots = service.view("s").conversation.profile.slots
+    assert [(slot.facet, slot.constraint.value, slot.said) for slot in slots] == [
+        ("category_2", "Office Electronics > Ink", "ink"),
+        ("brand", "canon", "agent maria"),
+    ]
 
 
 def test_rewordings_come_after_the_cards_and_only_checked_ones_replace_the_template(tmp_path) -> None:
