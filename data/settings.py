@@ -31,6 +31,20 @@ class SettingsError(ValueError):
     """A settings file or variable that cannot be used; the message names it and the expected type."""
 
 
+class FieldError(SettingsError):
+    """A value of the right type that a section still cannot take; :func:`load_settings` says where it was set.
+
+    Attributes:
+        field: The field's name.
+        reason: What is wrong and what to do.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class PathSettings:
     catalog: Path = SAMPLE_DIR / "items.jsonl"
@@ -189,6 +203,24 @@ class ServerSettings:
     # Telegram at /v1/channels/telegram: the secret_token given to the Bot API's setWebhook (1 to 256 of A-Z a-z
     # 0-9 _ -), which Telegram sends back in X-Telegram-Bot-Api-Secret-Token with every update.
     telegram_secret: str = ""
+    # The customer-service console at /console (ui/console.py), behind HTTP Basic auth: its one login, the user
+    # name (no ':') and the scrypt hash `concierge hash-password` prints. There is no default password: while
+    # either is empty the console answers 503 (`concierge demo` makes a password for its run).
+    console_user: str = ""
+    console_password_hash: str = ""
+    # Failed console logins one client address may make a minute before every login from it is refused (429).
+    console_failed_logins_per_minute: int = 5
+
+    def __post_init__(self) -> None:
+        if ":" in self.console_user:
+            raise FieldError(
+                "console_user", f"{self.console_user!r} holds ':', which HTTP Basic auth cannot send"
+            )
+        if self.console_failed_logins_per_minute < 1:
+            raise FieldError(
+                "console_failed_logins_per_minute",
+                f"must be at least 1, got {self.console_failed_logins_per_minute}",
+            )
 
 
 @dataclass(frozen=True)
@@ -234,7 +266,10 @@ def _apply(section: object, values: Mapping[str, object], name_of: typing.Callab
         if isinstance(kind, types.UnionType):
             kind = next(arg for arg in typing.get_args(kind) if arg is not type(None))
         changes[key] = _coerce(value, kind, name_of(key))
-    return replace(section, **changes)
+    try:
+        return replace(section, **changes)
+    except FieldError as error:
+        raise SettingsError(f"{name_of(error.field)}: {error.reason}") from None
 
 
 def load_settings(
@@ -248,7 +283,8 @@ def load_settings(
         overrides: Per-section values from the command line, e.g. ``paths={"catalog": Path("x.jsonl")}``.
 
     Raises:
-        SettingsError: A missing file, bad TOML, an unknown section or key, or a value of the wrong type.
+        SettingsError: A missing file, bad TOML, an unknown section or key, a value of the wrong type, or one a
+            section cannot take (:class:`FieldError`'s reason, with where it was set).
     """
     environ = os.environ if environ is None else environ
     if config is None:

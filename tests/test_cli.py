@@ -132,3 +132,62 @@ def test_demo_check_says_what_is_not_built_yet(tmp_path):
     assert "catalog: 2,417 items; interactions: 53,201" in done.stdout
     assert "vector and lexical indexes: not built yet (concierge build)" in done.stdout
     assert "cross-encoder reranker and MF prior: not built yet (concierge train-reranker)" in done.stdout
+
+
+def test_hash_password_prints_a_hash_of_the_password_on_stdin_even_beside_a_broken_settings_file(tmp_path):
+    from ui.auth import verify_password
+
+    # The hash a broken settings file needs is made without reading it.
+    (tmp_path / "concierge.toml").write_text(
+        '[server]\nconsole_password_hash = "hunter2"\n', encoding="utf-8"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "ui.cli", "hash-password"],
+        input="correct horse battery\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    hashed = done.stdout.strip()
+    assert hashed.startswith("scrypt$16384$8$1$") and "\n" not in hashed
+    assert verify_password("correct horse battery", hashed)
+    assert not verify_password("correct horse battery\n", hashed)
+    assert "console_password_hash" in done.stderr
+
+
+def test_hash_password_refuses_a_short_password():
+    done = subprocess.run(
+        [sys.executable, "-m", "ui.cli", "hash-password"],
+        input="short\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert "error: a console password needs at least 8 characters" in done.stderr
+
+
+def test_the_demo_makes_a_console_login_for_its_run_unless_one_is_configured():
+    from dataclasses import replace
+
+    from data.settings import Settings
+    from ui.auth import hash_password, verify_password
+    from ui.demo import console_login
+
+    settings, line = console_login(Settings())
+    password = line.split("password ")[1].split(" ")[0]
+    assert settings.server.console_user == "agent"
+    assert verify_password(password, settings.server.console_password_hash)
+    assert line.startswith("==> The agent console: http://127.0.0.1:7860/console/ user agent, password ")
+    assert console_login(Settings())[1] != line  # a new password each run
+    hashed = hash_password("correct horse battery", n=2**10)
+    configured = replace(
+        Settings(), server=replace(Settings().server, console_user="maria", console_password_hash=hashed)
+    )
+    assert console_login(configured) == (
+        configured,
+        "==> The agent console: http://127.0.0.1:7860/console/ (log in as maria)",
+    )

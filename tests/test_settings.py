@@ -65,3 +65,63 @@ def test_boolean_and_float_coercion():
     assert section == Section(flag=True, share=0.25)
     with pytest.raises(SettingsError, match="flag: 'maybe' is not a valid bool"):
         _apply(Section(), {"flag": "maybe"}, str)
+
+
+def test_the_console_login_is_read_from_the_file_and_the_environment(tmp_path: Path):
+    from ui.auth import hash_password, verify_password
+
+    hashed = hash_password("correct horse battery", n=2**10)
+    config = tmp_path / "concierge.toml"
+    config.write_text(f'[server]\nconsole_password_hash = "{hashed}"\n', encoding="utf-8")
+    settings = load_settings(config, environ={"CONCIERGE_SERVER_CONSOLE_USER": "maria"})
+    assert (settings.server.console_user, settings.server.console_password_hash) == ("maria", hashed)
+    assert verify_password("correct horse battery", settings.server.console_password_hash)
+    assert load_settings(environ={}).server.console_password_hash == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "environ", "message"),
+    [
+        ('[server]\nconsole_user = "maria:admin"\n', {}, "[server] console_user: 'maria:admin' holds ':'"),
+        (
+            "",
+            {"CONCIERGE_SERVER_CONSOLE_FAILED_LOGINS_PER_MINUTE": "0"},
+            "CONCIERGE_SERVER_CONSOLE_FAILED_LOGINS_PER_MINUTE: must be at least 1, got 0",
+        ),
+    ],
+)
+def test_a_console_login_that_cannot_work_is_a_settings_error_naming_the_field(
+    tmp_path: Path, text: str, environ: dict, message: str
+):
+    config = tmp_path / "concierge.toml"
+    config.write_text(text, encoding="utf-8")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(config, environ=environ)
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("hashed", "message"),
+    [
+        (
+            "hunter2",
+            "[server] console_password_hash: not a password hash: expected scrypt$N$r$p$<salt base64>$<hash "
+            "base64>, got 1 part; make one with `concierge hash-password`",
+        ),
+        (
+            "scrypt$1000$8$1$c2FsdA==$" + "A" * 44,
+            "[server] console_password_hash: scrypt needs N a power of two above 1",
+        ),
+    ],
+)
+def test_a_password_hash_that_does_not_parse_stops_the_server_at_start(tmp_path: Path, hashed, message):
+    """The settings layer takes the string; the console (ui/auth.py owns the format) refuses it when the server
+    is built, before it serves anything."""
+    from data.settings import ServerSettings
+    from tests.assistant_fixtures import small_assistant
+    from ui.serve import build_server_app
+
+    service = small_assistant(tmp_path).service
+    with pytest.raises(ValueError) as raised:
+        build_server_app(service, ServerSettings(console_user="maria", console_password_hash=hashed))
+    assert str(raised.value).startswith(message)

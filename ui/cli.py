@@ -266,6 +266,32 @@ def _chat(settings: Settings, args: argparse.Namespace) -> int:
     return run_chat(settings, args.script, args.json)
 
 
+def _hash_password(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the hash of a console password read from stdin (typed twice at a terminal, never echoed)."""
+    import getpass
+
+    from ui.auth import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Console password: ")
+        if getpass.getpass("The same again: ") != password:
+            _say("error: the two passwords differ; nothing was printed")
+            return EXIT_DATA_ERROR
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        hashed = hash_password(password)
+    except ValueError as error:
+        _say(f"error: {error}")
+        return EXIT_DATA_ERROR
+    print(hashed)
+    _say(
+        "Set it as [server] console_password_hash in concierge.toml (or CONCIERGE_SERVER_CONSOLE_PASSWORD_HASH), "
+        "with console_user, for the console at /console."
+    )
+    return 0
+
+
 def _answers(text: str) -> list[int]:
     """``"3"`` means K = 3 only; ``"0-5"`` a range; ``"0,2,4"`` a list."""
     try:
@@ -425,6 +451,15 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--json", action="store_true", help="print every turn as JSON (with --script)")
     chat.set_defaults(handler=_chat)
 
+    hashing = commands.add_parser(
+        "hash-password",
+        help="print the hash of a console password read from stdin, for [server] console_password_hash",
+        description="Print the scrypt hash of a password for the agent console's login ([server] "
+        "console_password_hash). The password is read from stdin (one line), or asked twice at a terminal.",
+    )
+    # Settings are not read: this is how a settings file with a broken hash gets a good one.
+    hashing.set_defaults(handler=_hash_password, without_settings=True)
+
     convert = commands.add_parser("convert", help="convert a public data-set layout to the standard format")
     layouts = convert.add_subparsers(dest="layout", required=True, metavar="LAYOUT")
     lcrec = layouts.add_parser("lcrec", help="LC-Rec Amazon layout (*.item.json + *.inter.json)")
@@ -463,7 +498,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             if value is not None
         }
-        settings = load_settings(args.config, paths=paths)
+        settings = (
+            Settings()
+            if getattr(args, "without_settings", False)
+            else load_settings(args.config, paths=paths)
+        )
         return args.handler(_beside_catalog(settings, args), args)
     except (DataError, SettingsError) as error:
         _say(f"error: {error}")

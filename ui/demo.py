@@ -1,20 +1,22 @@
-"""``concierge demo``: build what is missing for the catalog, say what is ready, start the assistant (the chat and
-the API, served as ``concierge serve`` serves them: :mod:`ui.serve`)."""
+"""``concierge demo``: build what is missing for the catalog, say what is ready, start the assistant (the chat, the
+API and the agent console, served as ``concierge serve`` serves them: :mod:`ui.serve`). Without a configured
+console login the demo makes one for its run (user ``agent``, a random password) and prints it."""
 
 from __future__ import annotations
 
+import secrets
 import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TypeVar
 
 from data.settings import SAMPLE_DIR, Settings
 
 T = TypeVar("T")
 
-# The parts a full assistant stands on; the ones not listed as ready are reported as not built yet.
-LATER_PARTS = (("agent console and messaging channels", "the next release"),)
+DEMO_CONSOLE_USER = "agent"
 
 
 def _step(label: str, work: Callable[[], T]) -> T:
@@ -73,9 +75,26 @@ def build_service(settings: Settings, catalog, interactions):
         + ", ".join(f"{f.label} ({len(f.values):,})" for f in assistant.shop.facets if f.informative)
     )
     print(f"    ranking: {assistant.ranking}")
-    for name, role in LATER_PARTS:
-        print(f"    {name}: not built yet ({role})")
     return assistant
+
+
+def console_login(settings: Settings) -> tuple[Settings, str]:
+    """The settings with a console login, and the line that says how to log in: the configured login, or (when
+    the user or the password hash is not set) one made for this run, its password printed in the line."""
+    from ui.auth import hash_password
+
+    server = settings.server
+    url = f"http://{server.host}:{server.port}/console/"
+    if server.console_user and server.console_password_hash:
+        return settings, f"==> The agent console: {url} (log in as {server.console_user})"
+    user = server.console_user or DEMO_CONSOLE_USER
+    password = secrets.token_urlsafe(16)
+    server = replace(server, console_user=user, console_password_hash=hash_password(password))
+    line = (
+        f"==> The agent console: {url} user {user}, password {password} (made for this run; "
+        "`concierge hash-password` makes a lasting one for [server] console_password_hash)"
+    )
+    return replace(settings, server=server), line
 
 
 def build_indexes(settings: Settings, catalog) -> str:
@@ -156,9 +175,12 @@ def run_demo(settings: Settings, *, strict: bool = False, open_server: bool = Tr
 
     from ui.serve import make_server, ready_line
 
+    served, login = console_login(settings)
     server = _step(
-        "Loading the chat interface and the API", lambda: make_server(assistant.service, settings.server)
+        "Loading the chat interface, the API and the console",
+        lambda: make_server(assistant.service, served.server),
     )
-    print(ready_line(settings.server), flush=True)
+    print(ready_line(served.server), flush=True)
+    print(login, flush=True)
     server.run()
     return 0

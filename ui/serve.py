@@ -1,9 +1,11 @@
-"""``concierge serve``: one process serving the shopper chat at ``/`` and the JSON API at ``/v1``.
+"""``concierge serve``: one process serving the shopper chat at ``/``, the JSON API at ``/v1`` and the
+customer-service console at ``/console``.
 
-Both are thin clients of the same :class:`assistant.service.AssistantService`, so a session opened in one is the
-session of the other. The API app (:func:`ui.api.build_api`) is the root; the Gradio chat is mounted onto it at
-``/`` (``gr.mount_gradio_app``), after the API's routes, which therefore take ``/v1/...`` and ``/openapi.json``
-first. uvicorn serves it on ``[server] host`` and ``port`` (127.0.0.1:7860 unless set). ``concierge demo`` serves
+All are thin clients of the same :class:`assistant.service.AssistantService`, so a session opened in one is the
+session of the others. The API app (:func:`ui.api.build_api`) is the root; the console (:func:`ui.console.
+build_console`) is mounted onto it at ``/console``, then the Gradio chat at ``/`` (``gr.mount_gradio_app``): routes
+match in the order they were added, so ``/v1/...``, ``/openapi.json`` and ``/console/...`` come before the chat's
+catch-all. uvicorn serves it on ``[server] host`` and ``port`` (127.0.0.1:7860 unless set). ``concierge demo`` serves
 through the same functions.
 """
 
@@ -22,14 +24,19 @@ _GRACEFUL_STOP_S = 5
 
 
 def build_server_app(service: AssistantService, settings: ServerSettings) -> FastAPI:
-    """The API at ``/v1`` with the shopper chat mounted at ``/``."""
+    """The API at ``/v1`` with the console mounted at ``/console`` and the shopper chat at ``/``."""
     import gradio as gr
 
     from ui.api import build_api
     from ui.app import build_app
+    from ui.console import build_console
+    from ui.embed import embed_router
 
+    app = build_api(service, settings)
+    app.mount("/console", build_console(service, settings))
+    app.include_router(embed_router())
     return gr.mount_gradio_app(
-        build_api(service, settings),
+        app,
         build_app(service),
         path="/",
         server_name=settings.host,
@@ -51,7 +58,10 @@ def make_server(service: AssistantService, settings: ServerSettings) -> uvicorn.
 
 def ready_line(settings: ServerSettings) -> str:
     url = f"http://{settings.host}:{settings.port}"
-    return f"==> Concierge is ready: the chat at {url}, the API at {url}/v1 ({url}/openapi.json)  (Ctrl+C stops it)"
+    return (
+        f"==> Concierge is ready: the chat at {url}, the API at {url}/v1 ({url}/openapi.json), the agent console "
+        f"at {url}/console/  (Ctrl+C stops it)"
+    )
 
 
 def run_serve(settings: Settings, *, strict: bool = False) -> int:
@@ -65,7 +75,11 @@ def run_serve(settings: Settings, *, strict: bool = False) -> int:
     except RetrievalError as error:
         print(f"error: {error}; run `concierge build` first", file=sys.stderr)
         return 1
-    server = make_server(assistant.service, settings.server)
+    try:
+        server = make_server(assistant.service, settings.server)
+    except ValueError as error:  # a setting the server cannot take (a password hash that does not parse)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(ready_line(settings.server), flush=True)
     server.run()
     return 0
