@@ -66,7 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         time.sleep(0.1)
 
     def say(client: Client, text: str) -> str:
-        _, history, _ = client.predict(text, [], api_name="/respond")
+        # The chat keys a conversation by the session id it is given (a browser keeps one in its storage).
+        _, history, *_ = client.predict(text, [], client.session_hash, api_name="/respond")
         content = history[-1]["content"]
         return content if isinstance(content, str) else "".join(part.get("text", "") for part in content)
 

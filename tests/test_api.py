@@ -409,7 +409,7 @@ def test_serve_gives_the_chat_and_the_api_in_one_process(tmp_path):
         # The chat answers over the same server.
         from gradio_client import Client
 
-        _, history, _ = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
-            "pens", [], api_name="/respond"
+        _, history, *_ = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
+            "pens", [], "chat-1", api_name="/respond"
         )
         assert history[-1]["role"] == "assistant"

@@ -36,15 +36,16 @@ def test_two_browser_sessions_chat_independently_over_http(served):
 
     service, url = served
     first, second = Client(url, verbose=False), Client(url, verbose=False)
-    _, history, options = first.predict("i need ink", [], api_name="/respond")
+    _, history, options, _, _ = first.predict("i need ink", [], "first", api_name="/respond")
     assert text(history[-1]) == "Any brand you prefer?"
     assert [choice[0] for choice in options["choices"]] == ["HP", "Canon", "Epson", "No preference"]
-    _, history, options = second.predict("pens", [], api_name="/respond")
+    _, history, options, _, _ = second.predict("pens", [], "second", api_name="/respond")
     assert [choice[0] for choice in options["choices"]] == ["BIC", "Pilot", "No preference"]
-    _, history, _ = first.predict("HP", [], api_name="/choose")
+    _, history, _, compare, _ = first.predict("HP", [], "first", api_name="/choose")
     assert "**1. HP 61 Black Ink Cartridge**" in text(history[-1])
     assert "**2. HP 61 Color Ink Cartridge**" in text(history[-1])
     assert "Canon" not in text(history[-1])
+    assert compare["choices"] == [["1. HP 61 Black Ink Cartridge"] * 2, ["2. HP 61 Color Ink Cartridge"] * 2]
     wanted = sorted(
         slot.constraint.value
         for session, _ in service.store.sessions()
@@ -70,8 +71,8 @@ def test_cards_come_at_once_and_checked_rewordings_stream_into_them_after(served
     )
     try:
         client = Client(url, verbose=False)
-        client.predict("i need ink", [], api_name="/respond")
-        job = client.submit("HP", [], api_name="/choose")
+        client.predict("i need ink", [], "streamed", api_name="/respond")
+        job = client.submit("HP", [], "streamed", api_name="/choose")
         updates = [text(output[1][-1]) for output in job]
     finally:
         shop.llm = None
@@ -83,3 +84,82 @@ def test_cards_come_at_once_and_checked_rewordings_stream_into_them_after(served
     # The second card keeps its template, which the first update already showed.
     second_card = first.split("**2. ")[1]
     assert second_card == last.split("**2. ")[1]
+
+
+def test_a_reloaded_page_continues_the_stored_conversation_with_its_cards_and_quick_replies(served):
+    """The page's session id survives a reload (browser storage); the new page is rebuilt from the store."""
+    from gradio_client import Client
+
+    service, url = served
+    client = Client(url, verbose=False)
+    client.predict("i need ink", [], "reloaded", api_name="/respond")
+    client.predict("HP", [], "reloaded", api_name="/choose")
+    _, history, options, compare, sid = Client(url, verbose=False).predict("reloaded", api_name="/start")
+    assert sid == "reloaded"
+    assert [text(m) for m in history[:-1]] == [
+        "i need ink",
+        "Any brand you prefer?",
+        "HP",
+        "Here is what I'd pick for you:",
+    ]
+    assert [text(m) for m in history[:-1]] == [line for _, line in service.transcript("reloaded")]
+    assert text(history[-1]).startswith("**1. HP 61 Black Ink Cartridge**")
+    assert [choice[0] for choice in options["choices"]] == ["Show others", "Start over"]
+    assert [choice[0] for choice in compare["choices"]] == [
+        "1. HP 61 Black Ink Cartridge",
+        "2. HP 61 Color Ink Cartridge",
+    ]
+    # A page with no stored session gets a greeting of its own, and nothing of another's.
+    _, fresh, _, _, _ = Client(url, verbose=False).predict("someone-new", api_name="/start")
+    assert len(fresh) == 1 and "HP 61" not in text(fresh[0])
+
+
+def test_compare_two_cards_and_ask_for_a_person_over_http(served):
+    from gradio_client import Client
+
+    service, url = served
+    client = Client(url, verbose=False)
+    client.predict("i need ink", [], "compared", api_name="/respond")
+    client.predict("HP", [], "compared", api_name="/choose")
+    chosen = ["1. HP 61 Black Ink Cartridge", "2. HP 61 Color Ink Cartridge"]
+    _, history, _, _, _ = client.predict(chosen, [], "compared", api_name="/compare")
+    assert text(history[-2]) == "compare #1 and #2"
+    table = text(history[-1])
+    assert "| | HP 61 Black Ink Cartridge | HP 61 Color Ink Cartridge |" in table
+    # One card is not a comparison: nothing is sent.
+    version = service.view("compared").version
+    client.predict(chosen[:1], [], "compared", api_name="/compare")
+    assert service.view("compared").version == version
+    _, history, _, _, _ = client.predict([], "compared", api_name="/person")
+    assert service.view("compared").conversation.handover
+    assert "person" in text(history[-1]).lower()
+
+
+def test_html_in_a_message_or_the_catalog_is_shown_as_text(served):
+    from gradio_client import Client
+
+    from assistant.engine import Card
+    from assistant.explain import Explanation
+    from ranking.system import ScoreParts
+    from ui.app import render_card
+
+    _, url = served
+    attack = "<script>alert(1)</script> <img src=x onerror=alert(1)> [link](javascript:alert(1))"
+    _, history, _, _, _ = Client(url, verbose=False).predict(attack, [], "attacked", api_name="/respond")
+    shown = "".join(text(message) for message in history)
+    assert "<script>" not in shown and "<img" not in shown
+    assert "&lt;script&gt;" in shown and shown.count("[link]") == shown.count("\\[link]") == 1
+    card = Card(
+        "x",
+        "<b>Bold</b> pen",
+        "A&B",
+        "Pens",
+        "$2.00",
+        "javascript:alert(1)",
+        Explanation("<i>why</i>", ()),
+        ScoreParts(),
+    )
+    assert (
+        render_card(1, card)
+        == "**1. &lt;b&gt;Bold&lt;/b&gt; pen**  \nA&amp;B · Pens · $2.00  \n&lt;i&gt;why&lt;/i&gt;"
+    )

@@ -1,23 +1,40 @@
 """The Gradio shopper chat: a thin client of :class:`assistant.service.AssistantService`.
 
-Conversation state stays on the server under Gradio's per-browser-tab session hash (in the service's session
-store); the page only holds what it displays. Cards are Markdown for now: title, brand, category, price where
-known, the explanation (a generated description is marked as such), and a comparison as a table.
+What the shopper sees: the conversation; quick replies for the current question; the cards of the latest slate,
+each with its picture (where the catalog has one), thumbs up and down and "More like this"; a choice of two or three
+cards to compare (the comparison comes back as a table); and "Talk to a person". Each card's text (title, brand,
+category, price where known, the explanation, a mark on a generated description) is part of the assistant's message
+in the conversation, so the conversation reads whole.
+
+The conversation lives on the server, in the service's session store, under a session id kept in the browser's
+local storage (:class:`gradio.BrowserState`): a reload of the page, or a second tab, continues the same conversation,
+rebuilt from the stored transcript and slate. A client without browser storage (``gradio_client``) is keyed by
+Gradio's own session hash. The page holds only what it displays.
 
 Cards never wait for the language model: a reply is shown at once with template explanations, and when a model is
 configured its checked wording of each explanation then streams into the cards, a sentence at a time
 (:meth:`assistant.service.AssistantService.reword`). Events run concurrently (the service is safe with
 concurrent shoppers and a local model serialises itself), so one shopper's streaming never queues another's turn.
+A timer asks the store every few seconds for lines the page has not shown (a person from the store writing, a
+product they pushed), so a customer-service agent's messages appear without the shopper doing anything.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import gradio as gr
 
-from assistant.engine import Comparison, Reply
+from assistant.engine import Card, Comparison, Reply, quick_replies
 from assistant.service import AssistantService
+
+# Where the page keeps its session id. The id is a random token, not a secret from the page's own scripts, and the
+# key is fixed so that every server process (and a restarted one) reads what another wrote.
+STORAGE_KEY = "concierge-session"
+POLL_SECONDS = 3.0
+TALK_TO_A_PERSON = "talk to a person"
+AGENT_LABEL = "From our team"
+MAX_COMPARED = 3
 
 
 def _cell(text: str) -> str:
@@ -35,63 +52,210 @@ def render_comparison(comparison: Comparison) -> str:
     return "\n".join([header, rule, *rows])
 
 
+def _escape(text: str) -> str:
+    """Catalog or shopper text shown inside Markdown: no HTML tags, no Markdown links or images of its own."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("[", "\\[")
+
+
+def render_card(number: int, card: Card, explanation: str | None = None) -> str:
+    """One card as Markdown: picture, numbered title, facts, the explanation (``explanation`` replaces the
+    template: a checked rewording), and a mark when it quotes a generated description."""
+    facts = " · ".join(_escape(part) for part in (card.brand, card.category, card.price) if part)
+    because = _escape(card.explanation.text if explanation is None else explanation)
+    lines = [f"**{number}. {_escape(card.title)}**", facts, because]
+    if card.explanation.generated:
+        lines.append("*Described by our assistant from the catalog; not the maker's text.*")
+    picture = f"![]({card.image_url})\n\n" if card.image_url.startswith("https://") else ""
+    return picture + "  \n".join(line for line in lines if line)
+
+
 def render(reply: Reply, explanations: Mapping[str, str] | None = None) -> str:
     """A reply as Markdown: the text, then one numbered block per card, then a comparison table.
     ``explanations``: item id -> the text to show instead of a card's template (a checked rewording)."""
-    lines = [reply.text]
     explanations = explanations or {}
+    lines = [_escape(reply.text)]
     for number, card in enumerate(reply.cards, start=1):
-        facts = " · ".join(part for part in (card.brand, card.category, card.price) if part)
-        because = explanations.get(card.item_id, card.explanation.text)
-        lines.append(f"**{number}. {card.title}**  \n{facts}  \n{because}")
+        lines.append(render_card(number, card, explanations.get(card.item_id)))
     if reply.comparison is not None:
         lines.append(render_comparison(reply.comparison))
     return "\n\n".join(lines)
 
 
-def build_app(service: AssistantService) -> gr.Blocks:
-    """The chat page: a conversation, quick-reply options and a text box."""
+def _message(role: str, text: str) -> dict[str, str]:
+    """A stored transcript line as a chat message: the shopper on the right, the assistant and people from the
+    store on the left (a person's lines marked as theirs)."""
+    if role == "shopper":
+        return {"role": "user", "content": _escape(text)}
+    if role == "agent":
+        return {"role": "assistant", "content": f"**{AGENT_LABEL}:** {_escape(text)}"}
+    return {"role": "assistant", "content": _escape(text)}
 
-    def start(request: gr.Request):
-        reply = service.start(request.session_hash)
-        return [{"role": "assistant", "content": render(reply)}], gr.Radio(
-            choices=list(reply.options), value=None
+
+def _card_view(cards: Sequence[Card]) -> list[dict[str, str]]:
+    """What the page keeps of the slate to draw the card buttons: ids, titles, pictures."""
+    return [{"item_id": c.item_id, "title": c.title, "image_url": c.image_url} for c in cards]
+
+
+def build_app(service: AssistantService) -> gr.Blocks:
+    """The chat page: the conversation, quick replies, a text box, and the latest cards with their buttons."""
+
+    def session_of(sid: str | None, request: gr.Request) -> str:
+        return sid if isinstance(sid, str) and sid.strip() else request.session_hash
+
+    def shown_lines(sid: str) -> int:
+        return len(service.transcript(sid))
+
+    def outputs(sid: str, history: list, options: Sequence[str], cards: Sequence[Card]) -> tuple:
+        """box, chat, quick replies, the card view, the compare choice, lines shown, session id."""
+        return (
+            "",
+            history,
+            gr.Radio(choices=list(options), value=None),
+            _card_view(cards),
+            gr.CheckboxGroup(choices=_compare_choices(cards), value=[]),
+            shown_lines(sid),
+            sid,
         )
 
-    def respond(message: str, history: list, request: gr.Request):
-        if not message or not message.strip():
-            yield "", history, gr.skip()
-            return
-        session = request.session_hash
-        reply = service.send(session, message)
+    def start(sid: str | None, request: gr.Request) -> tuple:
+        """A new page: the stored conversation when this browser has one, else a new one."""
+        sid = session_of(sid, request)
+        view = service.view(sid)
+        if view is None or not view.transcript:
+            reply = service.start(sid)
+            return outputs(sid, [_message("assistant", reply.text)], reply.options, ())
+        conversation = view.conversation
+        history = [_message(role, text) for role, text in view.transcript]
+        if conversation.slate:
+            cards = [render_card(n, card) for n, card in enumerate(conversation.slate, start=1)]
+            history.append({"role": "assistant", "content": "\n\n".join(cards)})
+        return outputs(sid, history, quick_replies(conversation), conversation.slate)
+
+    def turn(sid: str, said: str, history: list, act) -> Iterator[tuple]:
+        """Run one shopper action and show its reply; then stream the checked rewordings into its cards."""
+        reply = act()
         history = [
             *history,
-            {"role": "user", "content": message},
+            _message("shopper", said),
             {"role": "assistant", "content": render(reply)},
         ]
-        yield "", history, gr.Radio(choices=list(reply.options), value=None)
+        cards = reply.cards or _slate(sid)
+        yield outputs(sid, history, reply.options, cards)
         if not service.rewords or not reply.cards:
             return
         shown = {card.item_id: card.explanation.text for card in reply.cards}
-        for item_id, step in service.reword(session, reply.cards):
+        for item_id, step in service.reword(sid, reply.cards):
             if step.text != shown[item_id]:
                 shown[item_id] = step.text
                 history[-1] = {"role": "assistant", "content": render(reply, shown)}
-                yield gr.skip(), history, gr.skip()
+                yield (gr.skip(), history, *(gr.skip(),) * 5)
+
+    def _slate(sid: str) -> tuple[Card, ...]:
+        view = service.view(sid)
+        return view.conversation.slate if view else ()
+
+    def respond(message: str, history: list, sid: str | None, request: gr.Request):
+        if not isinstance(message, str) or not message.strip():
+            yield (gr.skip(),) * 7
+            return
+        sid = session_of(sid, request)
+        yield from turn(sid, message, history, lambda: service.send(sid, message))
+
+    def rate(number: int, liked: bool):
+        def handler(history: list, cards: list, sid: str | None, request: gr.Request):
+            sid = session_of(sid, request)
+            if number > len(cards):
+                yield (gr.skip(),) * 7
+                return
+            card = cards[number - 1]
+            said = f"{'Liked' if liked else 'Not for me'}: {card['title']}"
+            yield from turn(sid, said, history, lambda: service.feedback(sid, card["item_id"], liked))
+
+        return handler
+
+    def more_like(number: int):
+        def handler(history: list, sid: str | None, request: gr.Request):
+            sid = session_of(sid, request)
+            said = f"more like #{number}"
+            yield from turn(sid, said, history, lambda: service.send(sid, said))
+
+        return handler
+
+    def compare(chosen: list, history: list, sid: str | None, request: gr.Request):
+        sid = session_of(sid, request)
+        numbers = sorted(int(str(choice).split(".", 1)[0]) for choice in chosen or ())
+        if not 2 <= len(numbers) <= MAX_COMPARED:
+            gr.Warning(f"Pick two or three cards to compare (you picked {len(numbers)}).")
+            yield (gr.skip(),) * 7
+            return
+        said = "compare " + ", ".join(f"#{n}" for n in numbers[:-1]) + f" and #{numbers[-1]}"
+        yield from turn(sid, said, history, lambda: service.send(sid, said))
+
+    def person(history: list, sid: str | None, request: gr.Request):
+        sid = session_of(sid, request)
+        yield from turn(sid, "Talk to a person", history, lambda: service.send(sid, TALK_TO_A_PERSON))
+
+    def poll(history: list, seen: int, sid: str | None, request: gr.Request):
+        """Lines stored since the page last drew (a person from the store writing, a pushed product)."""
+        sid = session_of(sid, request)
+        view = service.view(sid)
+        if view is None or len(view.transcript) <= (seen or 0):
+            return (gr.skip(),) * 7
+        new = [_message(role, text) for role, text in view.transcript[seen:]]
+        conversation = view.conversation
+        return outputs(sid, [*history, *new], quick_replies(conversation), conversation.slate)
 
     with gr.Blocks(title="Concierge", analytics_enabled=False) as app:
+        sid = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=STORAGE_KEY)
+        seen = gr.State(0)
+        cards = gr.State([])
         gr.Markdown("## Concierge\nTell me what you are shopping for; pick a quick reply or type.")
-        chat = gr.Chatbot(label="Concierge", height=640)
+        chat = gr.Chatbot(label="Concierge", height=560, elem_id="chat")
         options = gr.Radio(choices=[], label="Quick replies", elem_id="quick-replies")
         box = gr.Textbox(placeholder="Type a message and press Enter", show_label=False, elem_id="message")
-        app.load(start, outputs=[chat, options])
+        shared = [box, chat, options, cards]
+        every = [*shared]  # filled below with the compare choice, lines shown and the session id
+
+        @gr.render(inputs=[cards])
+        def draw_cards(shown: list) -> None:
+            if not shown:
+                return
+            with gr.Row(elem_id="cards"):
+                for number, card in enumerate(shown, start=1):
+                    with gr.Column(min_width=160, elem_classes=["card"]):
+                        if card["image_url"].startswith("https://"):
+                            gr.HTML(f'<img src="{card["image_url"]}" alt="" style="max-height:120px">')
+                        gr.Markdown(f"**{number}. {_escape(card['title'])}**")
+                        with gr.Row():
+                            up = gr.Button("Like", size="sm", elem_id=f"like-{number}", min_width=40)
+                            down = gr.Button(
+                                "Not for me", size="sm", elem_id=f"dislike-{number}", min_width=40
+                            )
+                        more = gr.Button("More like this", size="sm", elem_id=f"more-{number}")
+                    up.click(rate(number, True), [chat, cards, sid], every, concurrency_limit=None)
+                    down.click(rate(number, False), [chat, cards, sid], every, concurrency_limit=None)
+                    more.click(more_like(number), [chat, sid], every, concurrency_limit=None)
+
+        with gr.Row():
+            compared = gr.CheckboxGroup(
+                choices=[], label="Compare two or three cards", elem_id="compare-choice"
+            )
+            compare_button = gr.Button("Compare", elem_id="compare", scale=0)
+            person_button = gr.Button("Talk to a person", elem_id="talk-to-a-person", scale=0)
+        every.extend([compared, seen, sid])
+        timer = gr.Timer(POLL_SECONDS)
+
+        app.load(start, inputs=[sid], outputs=every)
         # No queueing behind other shoppers' events: the service takes concurrent turns (a lock per session).
-        box.submit(respond, inputs=[box, chat], outputs=[box, chat, options], concurrency_limit=None)
+        box.submit(respond, inputs=[box, chat, sid], outputs=every, concurrency_limit=None)
         options.input(
-            respond,
-            inputs=[options, chat],
-            outputs=[box, chat, options],
-            api_name="choose",
-            concurrency_limit=None,
+            respond, inputs=[options, chat, sid], outputs=every, api_name="choose", concurrency_limit=None
         )
+        compare_button.click(compare, [compared, chat, sid], every, concurrency_limit=None)
+        person_button.click(person, [chat, sid], every, concurrency_limit=None)
+        timer.tick(poll, [chat, seen, sid], every, concurrency_limit=None, show_progress="hidden")
     return app
+
+
+def _compare_choices(cards: Sequence[Card]) -> list[str]:
+    return [f"{number}. {card.title}" for number, card in enumerate(cards, start=1)]
