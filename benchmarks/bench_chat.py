@@ -66,8 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         time.sleep(0.1)
 
     def say(client: Client, text: str) -> str:
-        # The chat keys a conversation by the session id it is given (a browser keeps one in its storage).
-        _, history, *_ = client.predict(text, [], client.session_hash, api_name="/respond")
+        # The first reply gives the conversation's id (a browser keeps it in its storage); later turns send it.
+        _, history, *_, sid = client.predict(text, [], getattr(client, "chat_id", None), api_name="/respond")
+        client.chat_id = sid
         content = history[-1]["content"]
         return content if isinstance(content, str) else "".join(part.get("text", "") for part in content)
 

@@ -54,6 +54,7 @@ import glob
 import json
 import os
 import random
+import secrets
 import shutil
 import signal
 import subprocess
@@ -173,6 +174,12 @@ class Session:
     session_id: str
     expected: list[tuple[str, str]] = field(default_factory=list)
     saves: int = 0
+    # The bearer token opening the session gave (every later request sends it).
+    token: str = ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
 
 @dataclass
@@ -270,7 +277,7 @@ class Shopper:
         self.requests += 1
         started = time.perf_counter()
         try:
-            response = self.client.post(f"{url}/v1{path}", json=body)
+            response = self.client.post(f"{url}/v1{path}", json=body, headers=session.headers)
         except httpx.TransportError as error:
             took = time.perf_counter() - started
             with self.tally.lock:
@@ -286,6 +293,8 @@ class Shopper:
             self._error(f"{session.session_id} {path}: HTTP {response.status_code} {response.text[:200]}")
             return None
         document = response.json()
+        if "token" in document:
+            session.token = document["token"]
         reply = document["reply"] if "reply" in document and "text" not in document else document
         if reply["text"] == FAILURE_TEXT:
             self._error(f"{session.session_id} {path}: failure reply")
@@ -315,7 +324,7 @@ class Shopper:
 
         self.cluster.dead.wait()
         # The killed process's connection is closed by then; a commit it had sent is done or rolled back.
-        state = _state(self.client, self.cluster.servers[0].url, session.session_id)
+        state = _state(self.client, self.cluster.servers[0].url, session)
         before = 0 if state is None else state["version"]
         transcript = [] if state is None else [(t["role"], t["text"]) for t in state["transcript"]]
         added = transcript[len(session.expected) :]
@@ -343,8 +352,8 @@ class Shopper:
         return None
 
 
-def _state(client, url: str, session_id: str) -> dict[str, object] | None:
-    response = client.get(f"{url}/v1/sessions/{session_id}")
+def _state(client, url: str, session: Session) -> dict[str, object] | None:
+    response = client.get(f"{url}/v1/sessions/{session.session_id}", headers=session.headers)
     if response.status_code == 404:
         return None
     response.raise_for_status()
@@ -358,7 +367,7 @@ def _check(url: str, sessions: Sequence[Session]) -> tuple[int, list[str]]:
     intact, broken = 0, []
     with httpx.Client(timeout=REQUEST_TIMEOUT_S) as client:
         for session in sessions:
-            state = _state(client, url, session.session_id)
+            state = _state(client, url, session)
             if state is None:
                 if session.saves == 0:
                     intact += 1
@@ -532,6 +541,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "GRADIO_ANALYTICS_ENABLED": "False",
         "CONCIERGE_SERVER_REQUESTS_PER_MINUTE_PER_SESSION": UNLIMITED,
         "CONCIERGE_SERVER_REQUESTS_PER_MINUTE_PER_CLIENT": UNLIMITED,
+        # Both processes sign and check session tokens with one key, as a deployment of several does.
+        "CONCIERGE_SERVER_SESSION_SECRET": secrets.token_urlsafe(32),
     }
     phases = ("one", "two") if args.phase == "both" else (args.phase,)
     try:

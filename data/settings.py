@@ -203,6 +203,10 @@ class ServerSettings:
     # Telegram at /v1/channels/telegram: the secret_token given to the Bot API's setWebhook (1 to 256 of A-Z a-z
     # 0-9 _ -), which Telegram sends back in X-Telegram-Bot-Api-Secret-Token with every update.
     telegram_secret: str = ""
+    # The key the API's session tokens are signed with (ui/api.py: POST /v1/sessions gives a session's token, and
+    # every later request on it must send it). Several processes serving the same sessions need the same key;
+    # empty: a random key for this process, so tokens end when it stops.
+    session_secret: str = ""
     # The customer-service console at /console (ui/console.py), behind HTTP Basic auth: its one login, the user
     # name (no ':') and the scrypt hash `concierge hash-password` prints. There is no default password: while
     # either is empty the console answers 503 (`concierge demo` makes a password for its run).

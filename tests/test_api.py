@@ -14,6 +14,7 @@ from data.settings import ServerSettings
 from tests.assistant_fixtures import small_assistant
 from tests.test_app import free_port
 
+SECRET = "a key the test server signs session tokens with"
 GOOD = "An HP ink for Deskjet printers, chosen by 8 shoppers here."
 INVENTED = "Now 50% off, the best ink ever."
 
@@ -47,7 +48,7 @@ def served_api(folder, **limits):
     from ui.api import build_api
 
     service = small_assistant(folder).service
-    settings = ServerSettings(**limits)
+    settings = ServerSettings(session_secret=SECRET, **limits)
     return service, build_api(service, settings)
 
 
@@ -59,8 +60,29 @@ def api(tmp_path_factory):
         requests_per_minute_per_session=10_000,
         requests_per_minute_per_client=100_000,
     )
-    with running(app, free_port()) as url, httpx.Client(base_url=url, timeout=60) as client:
+    with (
+        running(app, free_port()) as url,
+        httpx.Client(base_url=url, timeout=60, auth=SessionTokens()) as client,
+    ):
         yield service, client
+
+
+class SessionTokens(httpx.Auth):
+    """What an API client does with session tokens: keeps the token each ``POST /v1/sessions`` gives, and sends it
+    with every later request on that session."""
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, str] = {}
+
+    def auth_flow(self, request: httpx.Request):
+        parts = request.url.path.split("/")
+        if len(parts) >= 4 and parts[1:3] == ["v1", "sessions"] and parts[3] in self.tokens:
+            request.headers["Authorization"] = f"Bearer {self.tokens[parts[3]]}"
+        response = yield request
+        if request.method == "POST" and request.url.path == "/v1/sessions" and response.status_code == 201:
+            response.read()
+            created = response.json()
+            self.tokens[created["session_id"]] = created["token"]
 
 
 def create(client: httpx.Client, session_id: str) -> dict:
@@ -221,9 +243,15 @@ def test_a_refused_request_names_what_is_wrong_and_changes_nothing(api, case):
     ],
 )
 def test_an_unknown_session_is_404_and_is_not_created(api, method, path, body):
+    """With a token the server did sign for that id (one it never gave: no session was opened)."""
+    from ui.api import session_token
+
     service, client = api
     session_id = f"nobody-{path.strip('/') or 'state'}"
-    response = getattr(client, method)(f"/v1/sessions/{session_id}{path}", **body)
+    token = session_token(SECRET.encode(), session_id)
+    response = getattr(client, method)(
+        f"/v1/sessions/{session_id}{path}", headers={"Authorization": f"Bearer {token}"}, **body
+    )
     assert response.status_code == 404
     error = response.json()["error"]
     assert (error["code"], error["field"]) == ("unknown_session", "session_id")
@@ -256,7 +284,10 @@ def test_opening_a_session_id_in_use_is_409_and_keeps_the_session(api):
 
 def test_over_the_rate_limits_is_429_with_retry_after_and_changes_nothing(tmp_path):
     service, app = served_api(tmp_path, requests_per_minute_per_session=3, requests_per_minute_per_client=6)
-    with running(app, free_port()) as url, httpx.Client(base_url=url, timeout=60) as client:
+    with (
+        running(app, free_port()) as url,
+        httpx.Client(base_url=url, timeout=60, auth=SessionTokens()) as client,
+    ):
         create(client, "busy")  # the session's 1st request, the client's 1st
         client.post("/v1/sessions/busy/messages", json={"text": "i need ink"})
         assert client.get("/v1/sessions/busy").status_code == 200  # the session's 3rd
@@ -338,7 +369,7 @@ def test_two_sessions_at_once_from_threads_stay_independent(api):
     _, client = api
 
     def shop_for(session_id: str, need: str, brand: str) -> list[str]:
-        with httpx.Client(base_url=client.base_url, timeout=60) as own:
+        with httpx.Client(base_url=client.base_url, timeout=60, auth=client.auth) as own:
             create(own, session_id)
             own.post(f"/v1/sessions/{session_id}/messages", json={"text": need})
             reply = own.post(f"/v1/sessions/{session_id}/messages", json={"text": brand}).json()
@@ -395,7 +426,10 @@ def test_serve_gives_the_chat_and_the_api_in_one_process(tmp_path):
     service = small_assistant(tmp_path).service
     port = free_port()
     server = make_server(service, ServerSettings(host="127.0.0.1", port=port))
-    with running_server(server), httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+    with (
+        running_server(server),
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60, auth=SessionTokens()) as client,
+    ):
         page = client.get("/")
         assert page.status_code == 200
         assert page.headers["content-type"].startswith("text/html")
@@ -410,6 +444,70 @@ def test_serve_gives_the_chat_and_the_api_in_one_process(tmp_path):
         from gradio_client import Client
 
         _, history, *_ = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
-            "pens", [], "chat-1", api_name="/respond"
+            "pens", [], None, api_name="/respond"
         )
         assert history[-1]["role"] == "assistant"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("post", "/messages", {"json": {"text": "HP"}}),
+        ("post", "/feedback", {"json": {"item_id": "ink-hp", "liked": True}}),
+        ("post", "/handover", {}),
+        ("get", "", {}),
+    ],
+)
+def test_a_session_opens_with_its_own_token_only(api, method, path, body):
+    """A guessed or reused id without the session's token reads and changes nothing: 401 without a token, 403
+    with another session's or a forged one, and the same answers for an id that does not exist."""
+    service, client = api
+    owner = create(client, f"owned-{method}-{path.strip('/')}")
+    session_id = owner["session_id"]
+    other = create(client, f"other-{method}-{path.strip('/')}")
+    client.post(f"/v1/sessions/{session_id}/messages", json={"text": "i need ink"})
+    before = stored(service, session_id)
+    url = f"/v1/sessions/{session_id}{path}"
+    with httpx.Client(base_url=client.base_url, timeout=60) as stranger:
+        missing = getattr(stranger, method)(url, **body)
+        assert missing.status_code == 401, missing.text
+        assert missing.headers["WWW-Authenticate"] == "Bearer"
+        assert (missing.json()["error"]["code"], missing.json()["error"]["field"]) == (
+            "missing_token",
+            "Authorization",
+        )
+        forged = ("B" if owner["token"][0] != "B" else "C") + owner["token"][1:]
+        for token in (other["token"], forged, "x"):
+            wrong = getattr(stranger, method)(url, headers={"Authorization": f"Bearer {token}"}, **body)
+            assert wrong.status_code == 403, wrong.text
+            assert wrong.json()["error"]["code"] == "wrong_token"
+            assert "i need ink" not in wrong.text
+        nobody = getattr(stranger, method)(f"/v1/sessions/nobody-else{path}", **body)
+        assert nobody.status_code == 401
+    assert stored(service, session_id) == before
+    assert owner["token"] != other["token"]
+    assert getattr(client, method)(url, **body).status_code == 200
+
+
+def test_tokens_hold_across_processes_that_share_the_key(tmp_path):
+    """Two API apps with the same [server] session_secret (two server processes): a token one gave opens the
+    session on the other; an app with another key refuses it."""
+    from ui.api import build_api
+
+    service = small_assistant(tmp_path).service
+    same = build_api(service, ServerSettings(session_secret=SECRET))
+    other_key = build_api(service, ServerSettings(session_secret="another key"))
+    with (
+        running(same, free_port()) as first_url,
+        running(build_api(service, ServerSettings(session_secret=SECRET)), free_port()) as second_url,
+        running(other_key, free_port()) as third_url,
+        httpx.Client(timeout=60) as client,
+    ):
+        created = client.post(f"{first_url}/v1/sessions", json={"session_id": "shared"}).json()
+        bearer = {"Authorization": f"Bearer {created['token']}"}
+        reply = client.post(
+            f"{second_url}/v1/sessions/shared/messages", json={"text": "i need ink"}, headers=bearer
+        )
+        assert reply.status_code == 200 and reply.json()["text"] == "Any brand you prefer?"
+        refused = client.get(f"{third_url}/v1/sessions/shared", headers=bearer)
+        assert refused.status_code == 403

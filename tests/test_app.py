@@ -36,12 +36,15 @@ def test_two_browser_sessions_chat_independently_over_http(served):
 
     service, url = served
     first, second = Client(url, verbose=False), Client(url, verbose=False)
-    _, history, options, _, _ = first.predict("i need ink", [], "first", api_name="/respond")
+    # A new page has no session id: the first reply gives one, which the page (here the client) sends after.
+    _, history, options, _, first_id = first.predict("i need ink", [], None, api_name="/respond")
     assert text(history[-1]) == "Any brand you prefer?"
     assert [choice[0] for choice in options["choices"]] == ["HP", "Canon", "Epson", "No preference"]
-    _, history, options, _, _ = second.predict("pens", [], "second", api_name="/respond")
+    _, history, options, _, second_id = second.predict("pens", [], None, api_name="/respond")
     assert [choice[0] for choice in options["choices"]] == ["BIC", "Pilot", "No preference"]
-    _, history, _, compare, _ = first.predict("HP", [], "first", api_name="/choose")
+    assert first_id.startswith("web-") and second_id.startswith("web-") and first_id != second_id
+    _, history, _, compare, same = first.predict("HP", [], first_id, api_name="/choose")
+    assert same == first_id
     assert "**1. HP 61 Black Ink Cartridge**" in text(history[-1])
     assert "**2. HP 61 Color Ink Cartridge**" in text(history[-1])
     assert "Canon" not in text(history[-1])
@@ -71,8 +74,8 @@ def test_cards_come_at_once_and_checked_rewordings_stream_into_them_after(served
     )
     try:
         client = Client(url, verbose=False)
-        client.predict("i need ink", [], "streamed", api_name="/respond")
-        job = client.submit("HP", [], "streamed", api_name="/choose")
+        *_, sid = client.predict("i need ink", [], None, api_name="/respond")
+        job = client.submit("HP", [], sid, api_name="/choose")
         updates = [text(output[1][-1]) for output in job]
     finally:
         shop.llm = None
@@ -92,17 +95,17 @@ def test_a_reloaded_page_continues_the_stored_conversation_with_its_cards_and_qu
 
     service, url = served
     client = Client(url, verbose=False)
-    client.predict("i need ink", [], "reloaded", api_name="/respond")
-    client.predict("HP", [], "reloaded", api_name="/choose")
-    _, history, options, compare, sid = Client(url, verbose=False).predict("reloaded", api_name="/start")
-    assert sid == "reloaded"
+    *_, reloaded = client.predict("i need ink", [], None, api_name="/respond")
+    client.predict("HP", [], reloaded, api_name="/choose")
+    _, history, options, compare, sid = Client(url, verbose=False).predict(reloaded, api_name="/start")
+    assert sid == reloaded
     assert [text(m) for m in history[:-1]] == [
         "i need ink",
         "Any brand you prefer?",
         "HP",
         "Here is what I'd pick for you:",
     ]
-    assert [text(m) for m in history[:-1]] == [line for _, line in service.transcript("reloaded")]
+    assert [text(m) for m in history[:-1]] == [line for _, line in service.transcript(reloaded)]
     assert text(history[-1]).startswith("**1. HP 61 Black Ink Cartridge**")
     assert [choice[0] for choice in options["choices"]] == ["Show others", "Start over"]
     assert [choice[0] for choice in compare["choices"]] == [
@@ -110,8 +113,25 @@ def test_a_reloaded_page_continues_the_stored_conversation_with_its_cards_and_qu
         "2. HP 61 Color Ink Cartridge",
     ]
     # A page with no stored session gets a greeting of its own, and nothing of another's.
-    _, fresh, _, _, _ = Client(url, verbose=False).predict("someone-new", api_name="/start")
-    assert len(fresh) == 1 and "HP 61" not in text(fresh[0])
+    _, fresh, _, _, fresh_id = Client(url, verbose=False).predict(None, api_name="/start")
+    assert len(fresh) == 1 and "HP 61" not in text(fresh[0]) and fresh_id != reloaded
+
+
+def test_the_chat_opens_only_sessions_it_made_never_an_api_or_channel_session(served):
+    """An id the chat did not make (an API session's, a messaging channel's, a guessed one) opens a new session:
+    the other session is neither shown nor changed."""
+    from gradio_client import Client
+
+    service, url = served
+    service.send("telegram-42", "i need ink")
+    before = service.view("telegram-42")
+    client = Client(url, verbose=False)
+    _, history, _, _, sid = client.predict("telegram-42", api_name="/start")
+    assert sid != "telegram-42" and sid.startswith("web-")
+    assert "i need ink" not in "".join(text(m) for m in history)
+    _, history, _, _, sid = client.predict("HP", [], "telegram-42", api_name="/respond")
+    assert sid != "telegram-42"
+    assert service.view("telegram-42") == before
 
 
 def test_compare_two_cards_and_ask_for_a_person_over_http(served):
@@ -119,19 +139,19 @@ def test_compare_two_cards_and_ask_for_a_person_over_http(served):
 
     service, url = served
     client = Client(url, verbose=False)
-    client.predict("i need ink", [], "compared", api_name="/respond")
-    client.predict("HP", [], "compared", api_name="/choose")
+    *_, compared = client.predict("i need ink", [], None, api_name="/respond")
+    client.predict("HP", [], compared, api_name="/choose")
     chosen = ["1. HP 61 Black Ink Cartridge", "2. HP 61 Color Ink Cartridge"]
-    _, history, _, _, _ = client.predict(chosen, [], "compared", api_name="/compare")
+    _, history, _, _, _ = client.predict(chosen, [], compared, api_name="/compare")
     assert text(history[-2]) == "compare #1 and #2"
     table = text(history[-1])
     assert "| | HP 61 Black Ink Cartridge | HP 61 Color Ink Cartridge |" in table
     # One card is not a comparison: nothing is sent.
-    version = service.view("compared").version
-    client.predict(chosen[:1], [], "compared", api_name="/compare")
-    assert service.view("compared").version == version
-    _, history, _, _, _ = client.predict([], "compared", api_name="/person")
-    assert service.view("compared").conversation.handover
+    version = service.view(compared).version
+    client.predict(chosen[:1], [], compared, api_name="/compare")
+    assert service.view(compared).version == version
+    _, history, _, _, _ = client.predict([], compared, api_name="/person")
+    assert service.view(compared).conversation.handover
     assert "person" in text(history[-1]).lower()
 
 
@@ -145,7 +165,7 @@ def test_html_in_a_message_or_the_catalog_is_shown_as_text(served):
 
     _, url = served
     attack = "<script>alert(1)</script> <img src=x onerror=alert(1)> [link](javascript:alert(1))"
-    _, history, _, _, _ = Client(url, verbose=False).predict(attack, [], "attacked", api_name="/respond")
+    _, history, _, _, _ = Client(url, verbose=False).predict(attack, [], None, api_name="/respond")
     shown = "".join(text(message) for message in history)
     assert "<script>" not in shown and "<img" not in shown
     assert "&lt;script&gt;" in shown and shown.count("[link]") == shown.count("\\[link]") == 1

@@ -116,6 +116,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iter
         "CONCIERGE_RETRIEVAL_CHROMA_PORT": str(chroma_port),
         "CONCIERGE_CONVERSATION_SESSION_STORE": _new_database(postgres_url, "scale"),
         "CONCIERGE_LLM_PROVIDER": "none",
+        # The key both processes sign session tokens with: a token one gave opens the session on the other.
+        "CONCIERGE_SERVER_SESSION_SECRET": "the scale test's shared key",
     }
     data = ["--catalog", str(catalog), "--interactions", str(interactions)]
     concierge = [sys.executable, "-m", "ui.cli"]
@@ -161,11 +163,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Iter
             server.stop()
 
 
-def _call(base: str, method: str, path: str, body: dict[str, object] | None = None) -> dict[str, object]:
+def _call(
+    base: str, method: str, path: str, body: dict[str, object] | None = None, token: str = ""
+) -> dict[str, object]:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        f"{base}/v1{path}", data=data, method=method, headers={"Content-Type": "application/json"}
-    )
+    headers = {"Content-Type": "application/json"} | ({"Authorization": f"Bearer {token}"} if token else {})
+    request = urllib.request.Request(f"{base}/v1{path}", data=data, method=method, headers=headers)
     with urllib.request.urlopen(request, timeout=REQUEST_TIMEOUT_S) as response:
         return json.loads(response.read())
 
@@ -178,6 +181,7 @@ class Conversation:
         self.expected: list[tuple[str, str]] = []
         self.shown: list[str] = []
         self.requests = 0
+        self.token = ""
 
     def _heard(self, said: str | None, reply: dict[str, object]) -> dict[str, object]:
         self.requests += 1
@@ -190,20 +194,24 @@ class Conversation:
     def start(self, base: str) -> dict[str, object]:
         created = _call(base, "POST", "/sessions", {"session_id": self.session_id})
         assert created["session_id"] == self.session_id
+        self.token = created["token"]
         return self._heard(None, created["reply"])
 
     def say(self, base: str, text: str) -> dict[str, object]:
-        return self._heard(text, _call(base, "POST", f"/sessions/{self.session_id}/messages", {"text": text}))
+        return self._heard(
+            text, _call(base, "POST", f"/sessions/{self.session_id}/messages", {"text": text}, self.token)
+        )
 
     def like(self, base: str, item_id: str) -> dict[str, object]:
         body = {"item_id": item_id, "liked": True}
         return self._heard(
-            f"thumbs up on {item_id}", _call(base, "POST", f"/sessions/{self.session_id}/feedback", body)
+            f"thumbs up on {item_id}",
+            _call(base, "POST", f"/sessions/{self.session_id}/feedback", body, self.token),
         )
 
     def check_state(self, *bases: str) -> dict[str, object]:
         """Every process returns the same state: one save per request, the whole transcript in order."""
-        states = [_call(base, "GET", f"/sessions/{self.session_id}") for base in bases]
+        states = [_call(base, "GET", f"/sessions/{self.session_id}", token=self.token) for base in bases]
         for state in states:
             assert state["version"] == self.requests
             assert [(turn["role"], turn["text"]) for turn in state["transcript"]] == self.expected

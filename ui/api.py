@@ -1,7 +1,7 @@
 """The versioned JSON HTTP API: a thin client of :class:`assistant.service.AssistantService` under ``/v1``.
 
 =====  ================================  ==============================  ==========================================
-POST   /v1/sessions                      ``{"session_id"?}``             201 ``{session_id, reply}``: the greeting
+POST   /v1/sessions                      ``{"session_id"?}``             201 ``{session_id, token, reply}``
 POST   /v1/sessions/{id}/messages        ``{"text"}``                    200 the reply
 POST   /v1/sessions/{id}/messages        ``{"text"}``, ``?stream=true``  200 server-sent events (below)
 POST   /v1/sessions/{id}/feedback        ``{"item_id", "liked"}``        200 the reply
@@ -9,22 +9,30 @@ POST   /v1/sessions/{id}/handover        none                            200 the
 GET    /v1/sessions/{id}                 none                            200 the session's state
 =====  ================================  ==============================  ==========================================
 
+Opening a session gives its token; every later request on the session sends it (``Authorization: Bearer
+<token>``): 401 without it, 403 with another session's, so an id that is guessed or reused opens nothing. A token
+is an HMAC of the session id under ``[server] session_secret`` (a random key per process when that is empty).
+
 The types are in :mod:`ui.api_models`; ``/openapi.json`` documents them. With ``?stream=true`` the reply comes
 as server-sent events: first ``reply`` (the whole reply, cards with their template explanations, at once), then
 ``explanation`` events ``{item_id, text}`` as the language model's checked wording of a card's explanation grows
 (none with no model configured, none for a card whose wording failed the check), then ``done``.
 
-Every error is ``{"error": {"code", "message", "field"}}``: 404 an unknown session, 409 a session id already
-in use, 413 a message over ``[server] max_message_chars``, 422 malformed JSON, a missing or mistyped field, a
-bad session id or an item not in the catalog, 429 over ``[server] requests_per_minute_per_session`` or
-``requests_per_minute_per_client`` (with ``Retry-After``); 500 ``internal_error`` for a fault of the server. A
-request refused for any of the others never reaches the service: it changes no session.
+Every error is ``{"error": {"code", "message", "field"}}``: 401 no session token, 403 another session's token,
+404 an unknown session, 409 a session id already in use, 413 a message over ``[server] max_message_chars``, 422
+malformed JSON, a missing or mistyped field, a bad session id or an item not in the catalog, 429 over ``[server]
+requests_per_minute_per_session`` or ``requests_per_minute_per_client`` (with ``Retry-After``); 500
+``internal_error`` for a fault of the server. A request refused for any of the others never reaches the service: it
+changes no session.
 
 The messaging channels (a signed JSON webhook, Telegram) are served under ``/v1/channels`` by :mod:`ui.webhooks`.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import logging
 import math
 import secrets
@@ -34,6 +42,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.sse import format_sse_event
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
@@ -119,6 +128,8 @@ class _BodyLimit:
 
 def _errors(*statuses: int) -> dict[int | str, dict[str, object]]:
     described = {
+        401: "No session token: send Authorization: Bearer <token>.",
+        403: "The token is not this session's.",
         404: "No session has this id.",
         409: "A session with this id exists already.",
         413: "The message, or the request body, is over the limit.",
@@ -185,14 +196,50 @@ def client_limit(request: Request) -> None:
     take_or_refuse(request.app.state.rate_limiters["client"], host, "client")
 
 
-def _session_limit(request: Request, session_id: SessionId) -> str:
-    """A request on a session counts against it too."""
+def session_token(key: bytes, session_id: str) -> str:
+    """The bearer token of a session: an HMAC-SHA256 of its id under the server's key, URL-safe base64.
+
+    Example:
+        >>> session_token(b"k" * 32, "web-42")
+        'nkVesVaJz7JHwcCrRgbhpLXt-GfNiYbBEnJ6iJQxT2E'
+    """
+    digest = hmac.new(key, session_id.encode("utf-8"), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="The session's token, as `POST /v1/sessions` gave it: `Authorization: Bearer <token>`.",
+)
+
+
+def _session_access(
+    request: Request,
+    session_id: SessionId,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """A request on a session counts against its limit, and must carry the session's token: 401 without one,
+    403 with another (checked before the session is looked up, so a refusal says nothing of whether it exists)."""
     take_or_refuse(request.app.state.rate_limiters["session"], session_id, "session")
+    if credentials is None:
+        raise ApiError(
+            401,
+            "missing_token",
+            "this request needs the session's token: send Authorization: Bearer <token>, the token "
+            "POST /v1/sessions gave",
+            "Authorization",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    expected = session_token(request.app.state.session_key, session_id)
+    if not hmac.compare_digest(credentials.credentials.encode("utf-8"), expected.encode("utf-8")):
+        raise ApiError(
+            403, "wrong_token", f"the token is not the one of session {session_id!r}", "Authorization"
+        )
     return session_id
 
 
-# A session path parameter, checked and counted against the session's limit.
-Session = Annotated[str, Depends(_session_limit)]
+# A session path parameter, checked, counted against the session's limit, and opened by its token only.
+Session = Annotated[str, Depends(_session_access)]
 
 
 def build_api(service: AssistantService, settings: ServerSettings | None = None) -> FastAPI:
@@ -226,6 +273,11 @@ def build_api(service: AssistantService, settings: ServerSettings | None = None)
     )
     app.add_middleware(_BodyLimit, max_bytes=_MAX_BYTES_PER_CHAR * max_chars + _BODY_OVERHEAD)
     app.state.rate_limiters = {"client": per_client, "session": per_session}
+    if settings.session_secret:
+        app.state.session_key = settings.session_secret.encode("utf-8")
+    else:
+        # Tokens of this process only: several processes serving the same sessions share [server] session_secret.
+        app.state.session_key = secrets.token_bytes(32)
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, error: ApiError) -> JSONResponse:
@@ -276,13 +328,18 @@ def build_api(service: AssistantService, settings: ServerSettings | None = None)
                 raise ApiError(
                     409, "session_exists", f"a session {session_id!r} exists already", "session_id"
                 )
-        return {"session_id": session_id, "reply": reply_to_json(service.start(session_id))}
+        reply = reply_to_json(service.start(session_id))
+        return {
+            "session_id": session_id,
+            "token": session_token(app.state.session_key, session_id),
+            "reply": reply,
+        }
 
     @router.post(
         "/sessions/{session_id}/messages",
         response_model=wire.Reply,
         responses={
-            **_errors(404, 413, 422, 429),
+            **_errors(401, 403, 404, 413, 422, 429),
             200: {
                 "description": "The reply; with `?stream=true`, server-sent events: `reply` (a Reply), then "
                 "`explanation` events (an Explanation each), then `done`.",
@@ -335,7 +392,7 @@ def build_api(service: AssistantService, settings: ServerSettings | None = None)
     @router.post(
         "/sessions/{session_id}/feedback",
         response_model=wire.Reply,
-        responses=_errors(404, 413, 422, 429),
+        responses=_errors(401, 403, 404, 413, 422, 429),
         summary="A thumbs up or down on an item",
     )
     def feedback(session_id: Session, body: wire.Feedback) -> dict[str, object]:
@@ -349,7 +406,7 @@ def build_api(service: AssistantService, settings: ServerSettings | None = None)
     @router.post(
         "/sessions/{session_id}/handover",
         response_model=wire.Reply,
-        responses=_errors(404, 422, 429),
+        responses=_errors(401, 403, 404, 422, 429),
         summary='Ask for a person (as if the shopper wrote "talk to a person")',
     )
     def handover(session_id: Session) -> dict[str, object]:
@@ -359,7 +416,7 @@ def build_api(service: AssistantService, settings: ServerSettings | None = None)
     @router.get(
         "/sessions/{session_id}",
         response_model=wire.SessionState,
-        responses=_errors(404, 422, 429),
+        responses=_errors(401, 403, 404, 422, 429),
         summary="The session's state: profile, items on screen, transcript, hand-over, version",
     )
     def state(session_id: Session) -> dict[str, object]:

@@ -110,6 +110,10 @@ class Reply(BaseModel):
 
 class SessionCreated(BaseModel):
     session_id: str
+    token: str = Field(
+        description="The session's bearer token: every later request on the session sends "
+        "`Authorization: Bearer <token>`; without it a request is 401, with another session's 403."
+    )
     reply: Reply = Field(description="The greeting.")
 
 

@@ -8,8 +8,9 @@ in the conversation, so the conversation reads whole.
 
 The conversation lives on the server, in the service's session store, under a session id kept in the browser's
 local storage (:class:`gradio.BrowserState`): a reload of the page, or a second tab, continues the same conversation,
-rebuilt from the stored transcript and slate. A client without browser storage (``gradio_client``) is keyed by
-Gradio's own session hash. The page holds only what it displays.
+rebuilt from the stored transcript and slate. The chat makes its session ids itself and opens no other
+(:func:`chat_session_id`); a client without browser storage (``gradio_client``) passes back the id the first reply
+gave it. The page holds only what it displays.
 
 Cards never wait for the language model: a reply is shown at once with template explanations, and when a model is
 configured its checked wording of each explanation then streams into the cards, a sentence at a time
@@ -21,6 +22,8 @@ product they pushed), so a customer-service agent's messages appear without the 
 
 from __future__ import annotations
 
+import re
+import secrets
 from collections.abc import Iterator, Mapping, Sequence
 
 import gradio as gr
@@ -35,6 +38,8 @@ POLL_SECONDS = 3.0
 TALK_TO_A_PERSON = "talk to a person"
 AGENT_LABEL = "From our team"
 MAX_COMPARED = 3
+CHAT_SESSION_PREFIX = "web-"
+_CHAT_SESSION_ID = re.compile(re.escape(CHAT_SESSION_PREFIX) + r"[A-Za-z0-9_-]{22}")
 
 
 def _cell(text: str) -> str:
@@ -91,6 +96,26 @@ def _message(role: str, text: str) -> dict[str, str]:
     return {"role": "assistant", "content": _escape(text)}
 
 
+def chat_session_id() -> str:
+    """A new id for a chat page's session: ``web-`` and 128 random bits.
+
+    The chat opens only sessions whose ids it makes (:func:`is_chat_session_id`): a page, or a ``gradio_client``
+    caller, that sends another id (an API session's, a messaging channel's, one guessed) gets a new session, never
+    that one. A chat id itself is as hard to guess as the API's tokens.
+    """
+    return CHAT_SESSION_PREFIX + secrets.token_urlsafe(16)
+
+
+def is_chat_session_id(sid: object) -> bool:
+    """Whether ``sid`` has the shape of :func:`chat_session_id`'s ids.
+
+    Example:
+        >>> is_chat_session_id(chat_session_id()), is_chat_session_id("web-1"), is_chat_session_id(None)
+        (True, False, False)
+    """
+    return isinstance(sid, str) and _CHAT_SESSION_ID.fullmatch(sid) is not None
+
+
 def _card_view(cards: Sequence[Card]) -> list[dict[str, str]]:
     """What the page keeps of the slate to draw the card buttons: ids, titles, pictures."""
     return [{"item_id": c.item_id, "title": c.title, "image_url": c.image_url} for c in cards]
@@ -99,8 +124,9 @@ def _card_view(cards: Sequence[Card]) -> list[dict[str, str]]:
 def build_app(service: AssistantService) -> gr.Blocks:
     """The chat page: the conversation, quick replies, a text box, and the latest cards with their buttons."""
 
-    def session_of(sid: str | None, request: gr.Request) -> str:
-        return sid if isinstance(sid, str) and sid.strip() else request.session_hash
+    def session_of(sid: str | None) -> str:
+        """The page's session id when the chat gave it one, else a new one (see :func:`chat_session_id`)."""
+        return sid if is_chat_session_id(sid) else chat_session_id()
 
     def shown_lines(sid: str) -> int:
         return len(service.transcript(sid))
@@ -117,9 +143,9 @@ def build_app(service: AssistantService) -> gr.Blocks:
             sid,
         )
 
-    def start(sid: str | None, request: gr.Request) -> tuple:
+    def start(sid: str | None) -> tuple:
         """A new page: the stored conversation when this browser has one, else a new one."""
-        sid = session_of(sid, request)
+        sid = session_of(sid)
         view = service.view(sid)
         if view is None or not view.transcript:
             reply = service.start(sid)
@@ -154,16 +180,16 @@ def build_app(service: AssistantService) -> gr.Blocks:
         view = service.view(sid)
         return view.conversation.slate if view else ()
 
-    def respond(message: str, history: list, sid: str | None, request: gr.Request):
+    def respond(message: str, history: list, sid: str | None):
         if not isinstance(message, str) or not message.strip():
             yield (gr.skip(),) * 7
             return
-        sid = session_of(sid, request)
+        sid = session_of(sid)
         yield from turn(sid, message, history, lambda: service.send(sid, message))
 
     def rate(number: int, liked: bool):
-        def handler(history: list, cards: list, sid: str | None, request: gr.Request):
-            sid = session_of(sid, request)
+        def handler(history: list, cards: list, sid: str | None):
+            sid = session_of(sid)
             if number > len(cards):
                 yield (gr.skip(),) * 7
                 return
@@ -174,15 +200,15 @@ def build_app(service: AssistantService) -> gr.Blocks:
         return handler
 
     def more_like(number: int):
-        def handler(history: list, sid: str | None, request: gr.Request):
-            sid = session_of(sid, request)
+        def handler(history: list, sid: str | None):
+            sid = session_of(sid)
             said = f"more like #{number}"
             yield from turn(sid, said, history, lambda: service.send(sid, said))
 
         return handler
 
-    def compare(chosen: list, history: list, sid: str | None, request: gr.Request):
-        sid = session_of(sid, request)
+    def compare(chosen: list, history: list, sid: str | None):
+        sid = session_of(sid)
         numbers = sorted(int(str(choice).split(".", 1)[0]) for choice in chosen or ())
         if not 2 <= len(numbers) <= MAX_COMPARED:
             gr.Warning(f"Pick two or three cards to compare (you picked {len(numbers)}).")
@@ -191,13 +217,13 @@ def build_app(service: AssistantService) -> gr.Blocks:
         said = "compare " + ", ".join(f"#{n}" for n in numbers[:-1]) + f" and #{numbers[-1]}"
         yield from turn(sid, said, history, lambda: service.send(sid, said))
 
-    def person(history: list, sid: str | None, request: gr.Request):
-        sid = session_of(sid, request)
+    def person(history: list, sid: str | None):
+        sid = session_of(sid)
         yield from turn(sid, "Talk to a person", history, lambda: service.send(sid, TALK_TO_A_PERSON))
 
-    def poll(history: list, seen: int, sid: str | None, request: gr.Request):
+    def poll(history: list, seen: int, sid: str | None):
         """Lines stored since the page last drew (a person from the store writing, a pushed product)."""
-        sid = session_of(sid, request)
+        sid = session_of(sid)
         view = service.view(sid)
         if view is None or len(view.transcript) <= (seen or 0):
             return (gr.skip(),) * 7
