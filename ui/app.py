@@ -248,7 +248,7 @@ def build_app(service: AssistantService) -> gr.Blocks:
                 return
             with gr.Row(elem_id="cards"):
                 for number, card in enumerate(shown, start=1):
-                    with gr.Column(min_width=160, elem_classes=["card"]):
+                    with gr.Column(min_width=100, elem_classes=["card"]):
                         if card["image_url"].startswith("https://"):
                             gr.HTML(f'<img src="{card["image_url"]}" alt="" style="max-height:120px">')
                         gr.Markdown(f"**{number}. {_escape(card['title'])}**")

@@ -53,7 +53,7 @@ def embed_snippet(chat_url: str) -> str:
     """The element a store adds to its page to embed the chat served at ``chat_url``."""
     return (
         f'<iframe src="{html.escape(chat_url, quote=True)}" title="Shopping assistant" '
-        'style="width:100%;height:900px;border:0" loading="lazy"></iframe>'
+        'style="width:100%;height:1300px;border:0" loading="lazy"></iframe>'
     )
 
 
