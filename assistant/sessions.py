@@ -13,7 +13,9 @@ save is one transaction: a crash mid-turn leaves the previous state whole.
 - :class:`PostgresStore`: a PostgreSQL database (``conversation.session_store = "postgresql://..."``), shared by
   server processes on several machines.
 
-Sessions untouched for ``session_ttl_hours`` are deleted by :meth:`SessionStore.expire`.
+Sessions untouched for ``session_ttl_hours`` are deleted by :meth:`SessionStore.expire`. A store also remembers keys
+for a while, once each, for every process that shares it (:meth:`SessionStore.claim`: a signed webhook is accepted
+once, whichever server process receives it).
 
 Example:
     >>> store = MemoryStore()
@@ -126,12 +128,19 @@ class SessionStore(ABC):
     def expire(self, older_than: float) -> int:
         """Delete the sessions last saved before ``older_than``; how many."""
 
+    @abstractmethod
+    def claim(self, key: str, until: float, now: float | None = None) -> bool:
+        """Remember ``key`` until ``until`` (seconds since the epoch); ``False`` when it is remembered already and
+        not yet expired. Atomic, and shared by every process of the store: what makes a signed webhook usable once
+        whichever server process receives it."""
+
 
 class MemoryStore(SessionStore):
     """Sessions in this process's memory."""
 
     def __init__(self) -> None:
         self._records: dict[str, SessionRecord] = {}
+        self._claims: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def load(self, session_id: str) -> SessionRecord | None:
@@ -159,6 +168,15 @@ class MemoryStore(SessionStore):
                 del self._records[key]
         return len(old)
 
+    def claim(self, key: str, until: float, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        with self._lock:
+            if self._claims.get(key, -1.0) >= now:
+                return False
+            self._claims = {k: end for k, end in self._claims.items() if end >= now}
+            self._claims[key] = until
+            return True
+
 
 class SQLiteStore(SessionStore):
     """Sessions in a SQLite file in WAL mode (one connection per thread)."""
@@ -173,6 +191,7 @@ class SQLiteStore(SessionStore):
                 "version INTEGER NOT NULL, updated REAL NOT NULL)"
             )
             db.execute("CREATE INDEX IF NOT EXISTS sessions_updated ON sessions (updated)")
+            db.execute("CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, until REAL NOT NULL)")
 
     def _connection(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -223,6 +242,21 @@ class SQLiteStore(SessionStore):
     def expire(self, older_than: float) -> int:
         return self._connection().execute("DELETE FROM sessions WHERE updated < ?", (older_than,)).rowcount
 
+    def claim(self, key: str, until: float, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM claims WHERE until < ?", (now,))
+            taken = db.execute(
+                "INSERT OR IGNORE INTO claims (key, until) VALUES (?, ?)", (key, until)
+            ).rowcount
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        return taken == 1
+
 
 class PostgresStore(SessionStore):
     """Sessions in PostgreSQL (one connection per thread; each save one transaction)."""
@@ -243,6 +277,9 @@ class PostgresStore(SessionStore):
             )
             self._connection().execute(
                 "CREATE INDEX IF NOT EXISTS concierge_sessions_updated ON concierge_sessions (updated)"
+            )
+            self._connection().execute(
+                "CREATE TABLE IF NOT EXISTS concierge_claims (key TEXT PRIMARY KEY, until DOUBLE PRECISION NOT NULL)"
             )
 
     def _connection(self):
@@ -292,3 +329,14 @@ class PostgresStore(SessionStore):
             .execute("DELETE FROM concierge_sessions WHERE updated < %s", (older_than,))
             .rowcount
         )
+
+    def claim(self, key: str, until: float, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        db = self._connection()
+        with db.transaction():
+            db.execute("DELETE FROM concierge_claims WHERE until < %s", (now,))
+            taken = db.execute(
+                "INSERT INTO concierge_claims (key, until) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
+                (key, until),
+            ).rowcount
+        return taken == 1

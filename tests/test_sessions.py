@@ -64,6 +64,15 @@ class StoreContract:
         store.save(SessionRecord("b", {"who": "b"}), 0)
         assert store.load("a").state == {"who": "a"} and store.load("b").state == {"who": "b"}
 
+    def test_a_key_is_claimed_once_until_it_expires(self, tmp_path) -> None:
+        store = self.make(tmp_path)
+        assert store.claim("sig-1", until=110.0, now=100.0) is True
+        assert store.claim("sig-1", until=120.0, now=105.0) is False  # a replay within the window
+        assert store.claim("sig-2", until=110.0, now=105.0) is True
+        assert store.claim("sig-1", until=130.0, now=111.0) is True  # expired: a new claim
+        assert store.claim("sig-1", until=140.0, now=112.0) is False
+        assert store.load("sig-1") is None  # claims are not sessions
+
 
 class TestMemoryStore(StoreContract):
     def make(self, folder: Path):

@@ -11,6 +11,8 @@ import pytest
 
 from assistant.engine import Reply
 from assistant.policy import Question
+from data.settings import ServerSettings
+from tests.assistant_fixtures import small_assistant
 from tests.test_api import running, served_api
 from tests.test_app import free_port
 
@@ -340,3 +342,27 @@ def test_a_telegram_chat_over_its_rate_limit_is_asked_to_wait(tmp_path):
         assert over.status_code == 200
         assert over.json()["text"].startswith("You are writing faster than I can answer; please wait")
         assert version(service, f"telegram:{CHAT}") == before
+
+
+def test_a_webhook_replayed_to_another_server_process_is_refused(tmp_path):
+    """Two server processes sharing one session store (here one SQLite file, as two processes of one machine
+    would): a signature one accepted is refused by the other."""
+    from assistant.sessions import SQLiteStore
+    from ui.api import build_api
+
+    apps, services = [], []
+    for name in ("a", "b"):
+        service = small_assistant(tmp_path / name, store=SQLiteStore(tmp_path / "sessions.sqlite3")).service
+        services.append(service)
+        apps.append(build_api(service, ServerSettings(webhook_secret=SECRET)))
+    with (
+        running(apps[0], free_port()) as first,
+        running(apps[1], free_port()) as second,
+        httpx.Client(timeout=60) as client,
+    ):
+        body, headers = signed({"channel_user": "two-processes", "text": "i need ink"})
+        assert client.post(f"{first}/v1/channels/webhook", content=body, headers=headers).status_code == 200
+        before = version(services[1], "webhook:two-processes")
+        again = client.post(f"{second}/v1/channels/webhook", content=body, headers=headers)
+        assert again.status_code == 401 and again.json()["error"]["code"] == "replayed"
+        assert version(services[1], "webhook:two-processes") == before

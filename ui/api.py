@@ -448,6 +448,8 @@ def build_api(service: AssistantService, settings: ServerSettings | None = None)
     # Imported here: the channels' module builds on this one's errors and limits.
     from ui.webhooks import ReplayGuard, build_channel_router
 
-    app.state.webhook_signatures = ReplayGuard()
+    app.state.webhook_signatures = ReplayGuard(
+        shared=lambda signature, until: service.store.claim(f"webhook-signature:{signature}", until)
+    )
     app.include_router(build_channel_router(service, settings, app.state.webhook_signatures))
     return app

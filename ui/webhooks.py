@@ -95,6 +95,10 @@ class WebhookEvent(BaseModel):
 class ReplayGuard:
     """The signatures accepted recently, each until its timestamp leaves the tolerance window; thread-safe.
 
+    ``shared`` (``(signature, until) -> whether it is new``) also claims each signature where every server process
+    sees it (:meth:`assistant.sessions.SessionStore.claim`), so a request replayed to another process is refused
+    too; the process's own memory answers first and bounds what one process keeps.
+
     Example:
         >>> guard = ReplayGuard(2, clock=lambda: 100.0)
         >>> guard.admit("a", until=110.0), guard.admit("a", until=110.0), guard.admit("b", until=90.0)
@@ -105,8 +109,13 @@ class ReplayGuard:
         'full'
     """
 
-    def __init__(self, capacity: int = MAX_REMEMBERED_SIGNATURES, clock: Callable[[], float] = time.time):
-        self.capacity, self._clock = capacity, clock
+    def __init__(
+        self,
+        capacity: int = MAX_REMEMBERED_SIGNATURES,
+        clock: Callable[[], float] = time.time,
+        shared: Callable[[str, float], bool] | None = None,
+    ):
+        self.capacity, self._clock, self._shared = capacity, clock, shared
         self._lock = threading.Lock()
         self._until: dict[str, float] = {}
 
@@ -122,7 +131,9 @@ class ReplayGuard:
                 if len(self._until) >= self.capacity:
                     return "full"
             self._until[signature] = until
-            return "new"
+        if self._shared is not None and not self._shared(signature, until):
+            return "replay"
+        return "new"
 
     def __len__(self) -> int:
         with self._lock:
