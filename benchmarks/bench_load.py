@@ -198,10 +198,19 @@ class Tally:
 class Cluster:
     """Where a shopper's next request goes; knows which process was killed and when."""
 
-    def __init__(self, servers: list[Server]) -> None:
+    def __init__(self, servers: list[Server], session_secret: str) -> None:
         self.servers = servers
+        self.session_secret = session_secret
         self.killing = threading.Event()
         self.dead = threading.Event()
+
+    def token_for(self, session: Session) -> None:
+        """Give ``session`` its token when the server's answer that carried it was lost (its creation cut by the
+        kill): the benchmark holds the deployment's key, as a trusted component does."""
+        from ui.api import session_token
+
+        if not session.token:
+            session.token = session_token(self.session_secret.encode("utf-8"), session.session_id)
 
     def url(self, turn: int) -> str:
         if self.killing.is_set():
@@ -324,6 +333,7 @@ class Shopper:
 
         self.cluster.dead.wait()
         # The killed process's connection is closed by then; a commit it had sent is done or rolled back.
+        self.cluster.token_for(session)
         state = _state(self.client, self.cluster.servers[0].url, session)
         before = 0 if state is None else state["version"]
         transcript = [] if state is None else [(t["role"], t["text"]) for t in state["transcript"]]
@@ -394,9 +404,9 @@ def _check(url: str, sessions: Sequence[Session]) -> tuple[int, list[str]]:
 
 
 def _run_phase(
-    phase: str, servers: list[Server], needs: Sequence[str], args: argparse.Namespace
+    phase: str, servers: list[Server], needs: Sequence[str], args: argparse.Namespace, session_secret: str
 ) -> dict[str, object]:
-    cluster = Cluster(servers)
+    cluster = Cluster(servers, session_secret)
     tally = Tally()
     shoppers = [Shopper(n, phase, cluster, needs, tally) for n in range(args.shoppers)]
     started = time.monotonic()
@@ -412,6 +422,8 @@ def _run_phase(
     for thread in threads:
         thread.join()
     wall = time.monotonic() - started
+    for session in tally.sessions:
+        cluster.token_for(session)
     intact, broken = _check(servers[0].url, tally.sessions)
     ms = np.array(tally.latencies) * 1000 if tally.latencies else np.array([float("nan")])
     return {
@@ -469,7 +481,7 @@ def _phase(phase: str, needs: Sequence[str], args: argparse.Namespace, base_env:
             servers.append(server)
         for server in servers:
             server.wait_until_up()
-        return _run_phase(phase, servers, needs, args)
+        return _run_phase(phase, servers, needs, args, env["CONCIERGE_SERVER_SESSION_SECRET"])
 
 
 COLUMNS = (
