@@ -1,11 +1,12 @@
 """The cross-encoder under ONNX Runtime with int8 weights: the reranker's fastest CPU backend (``onnx-int8``).
 
 A trained model's folder gets one more file, :data:`ONNX_FILE`: the fine-tuned BERT sequence classifier exported
-with ``torch.onnx.export`` (the TorchScript exporter, opset 17, batch and sequence axes dynamic), then its MatMul
-weights quantised to int8 per output channel by ``onnxruntime.quantization.quantize_dynamic`` (activations are
-quantised per call). ``concierge train-reranker`` writes it after training; :func:`open_onnx` writes it on first use
-when it is missing or was exported from other weights (the file records the model id of the card it came from).
-The file is written beside its final name and renamed into place, so a reader never sees half a file and two
+with ``torch.onnx.export`` (the TorchScript exporter, opset 17, batch and sequence axes dynamic, attention in its
+eager form), then its MatMul weights quantised to int8 per output channel by
+``onnxruntime.quantization.quantize_dynamic`` (activations are quantised per call). ``concierge train-reranker``
+writes it after training; :func:`open_onnx` writes it on first use when it is missing, was exported from other
+weights (the file records the model id of the card it came from) or in another way (:data:`EXPORT_FORMAT`). The
+file is written beside its final name and renamed into place, so a reader never sees half a file and two
 processes exporting at once leave one whole file.
 
 ONNX Runtime runs on as many threads as torch is set to (``torch.get_num_threads()``); a session is safe to share
@@ -43,6 +44,11 @@ ONNX_FILE = "model-int8.onnx"
 OPSET = 17
 # The metadata key naming the trained model (its card id) an ONNX file was exported from.
 MODEL_ID_KEY = "concierge_model_id"
+# How the graph is made; a file of another format is exported again. 2: attention exported in its eager form (plain
+# matrix products and softmax) instead of torch's scaled-dot-product attention, whose exported mask arithmetic (Where,
+# IsNaN) took about a tenth of a call: the same function, about 8% faster (docs/benchmarks.md, "Scoring speed").
+EXPORT_FORMAT = "2"
+EXPORT_FORMAT_KEY = "concierge_export_format"
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -103,7 +109,8 @@ def _root_warnings_silenced() -> Iterator[None]:
 
 
 def onnx_model_id(path: Path) -> str | None:
-    """The model id an ONNX file was exported from; ``None`` when the file is missing or unreadable."""
+    """The model id an ONNX file was exported from; ``None`` when the file is missing, unreadable, or of another
+    export format (:data:`EXPORT_FORMAT`)."""
     import onnx
 
     if not path.is_file():
@@ -113,7 +120,8 @@ def onnx_model_id(path: Path) -> str | None:
     except Exception as error:  # a truncated file raises protobuf's DecodeError, which onnx does not wrap
         logger.warning("%s: unreadable ONNX file (%s); it will be exported again", path, error)
         return None
-    return next((prop.value for prop in model.metadata_props if prop.key == MODEL_ID_KEY), None)
+    props = {prop.key: prop.value for prop in model.metadata_props}
+    return props.get(MODEL_ID_KEY) if props.get(EXPORT_FORMAT_KEY) == EXPORT_FORMAT else None
 
 
 def export_onnx(model: CrossEncoder, folder: Path, model_id: str) -> Path:
@@ -127,6 +135,7 @@ def export_onnx(model: CrossEncoder, folder: Path, model_id: str) -> Path:
 
     folder = Path(folder)
     network = model.model.eval().to("cpu")
+    attention = network.config._attn_implementation
     sample = model.tokenizer(
         ["a query"], ["an item text"], padding=True, truncation="longest_first", return_tensors="pt"
     )
@@ -137,22 +146,26 @@ def export_onnx(model: CrossEncoder, folder: Path, model_id: str) -> Path:
         with warnings.catch_warnings(), torch.no_grad():
             # The TorchScript exporter warns about tracing BERT's mask arithmetic; the graph is checked by tests.
             warnings.simplefilter("ignore")
-            torch.onnx.export(
-                network,
-                inputs,
-                str(full),
-                input_names=list(_INPUTS),
-                output_names=["logits"],
-                dynamic_axes=axes,
-                opset_version=OPSET,
-                dynamo=False,
-            )
+            network.set_attn_implementation("eager")
+            try:
+                torch.onnx.export(
+                    network,
+                    inputs,
+                    str(full),
+                    input_names=list(_INPUTS),
+                    output_names=["logits"],
+                    dynamic_axes=axes,
+                    opset_version=OPSET,
+                    dynamo=False,
+                )
+            finally:
+                network.set_attn_implementation(attention)
         quantised = Path(scratch) / ONNX_FILE
         with warnings.catch_warnings(), _root_warnings_silenced():
             warnings.simplefilter("ignore")
             quantize_dynamic(str(full), str(quantised), weight_type=QuantType.QInt8, per_channel=True)
         graph = onnx.load(str(quantised))
-        onnx.helper.set_model_props(graph, {MODEL_ID_KEY: model_id})
+        onnx.helper.set_model_props(graph, {MODEL_ID_KEY: model_id, EXPORT_FORMAT_KEY: EXPORT_FORMAT})
         onnx.save(graph, str(quantised))
         target = folder / ONNX_FILE
         os.replace(quantised, target)

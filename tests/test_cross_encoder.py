@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 from scipy.stats import spearmanr
 
@@ -24,7 +25,7 @@ from ranking.cross_encoder import (
     load_scorer,
     read_card,
 )
-from ranking.onnx_runtime import ONNX_FILE, onnx_model_id
+from ranking.onnx_runtime import EXPORT_FORMAT_KEY, MODEL_ID_KEY, ONNX_FILE, onnx_model_id, open_onnx
 from ranking.train_cross_encoder import (
     TrainingQuery,
     TrainReport,
@@ -326,6 +327,15 @@ def test_onnx_int8_is_exported_once_per_model_ranks_like_fp32_and_is_redone_for_
     assert (
         onnx_model_id(folder / ONNX_FILE) == "retrained" and (folder / ONNX_FILE).stat().st_mtime_ns != stamp
     )
+    # A file of an older export format is exported again too.
+    graph = onnx.load(str(folder / ONNX_FILE))
+    onnx.helper.set_model_props(graph, {MODEL_ID_KEY: "retrained", EXPORT_FORMAT_KEY: "1"})
+    onnx.save(graph, str(folder / ONNX_FILE))
+    assert onnx_model_id(folder / ONNX_FILE) is None
+    from sentence_transformers import CrossEncoder
+
+    open_onnx(CrossEncoder(str(folder), max_length=LENGTH), folder, "retrained", LENGTH)
+    assert onnx_model_id(folder / ONNX_FILE) == "retrained"
     (folder / ONNX_FILE).write_bytes((folder / ONNX_FILE).read_bytes()[:1000])
     assert onnx_model_id(folder / ONNX_FILE) is None
     assert not [path.name for path in folder.iterdir() if path.name.startswith(".onnx-")]
