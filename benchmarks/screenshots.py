@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 time.sleep(1.0)
                 if frame.locator("#like-1").count():
                     break
-                frame.locator("#quick-replies label").first.click()
+                frame.locator("#quick-replies button").first.click()
             expect(frame.locator("#like-1")).to_be_visible(timeout=30_000)
             frame.locator("#like-1").click()
             time.sleep(2.0)

@@ -4,6 +4,7 @@ import socket
 
 import pytest
 
+from assistant.engine import quick_replies
 from tests.assistant_fixtures import small_assistant
 
 
@@ -37,13 +38,15 @@ def test_two_browser_sessions_chat_independently_over_http(served):
     service, url = served
     first, second = Client(url, verbose=False), Client(url, verbose=False)
     # A new page has no session id: the first reply gives one, which the page (here the client) sends after.
-    _, history, options, _, first_id = first.predict("i need ink", [], None, api_name="/respond")
+    _, history, _, first_id = first.predict("i need ink", [], None, api_name="/respond")
     assert text(history[-1]) == "Any brand you prefer?"
-    assert [choice[0] for choice in options["choices"]] == ["HP", "Canon", "Epson", "No preference"]
-    _, history, options, _, second_id = second.predict("pens", [], None, api_name="/respond")
-    assert [choice[0] for choice in options["choices"]] == ["BIC", "Pilot", "No preference"]
+    # The quick replies the page draws as buttons (page state, not part of the API's outputs).
+    assert quick_replies(service.view(first_id).conversation) == ("HP", "Canon", "Epson", "No preference")
+    _, history, _, second_id = second.predict("pens", [], None, api_name="/respond")
+    assert quick_replies(service.view(second_id).conversation) == ("BIC", "Pilot", "No preference")
     assert first_id.startswith("web-") and second_id.startswith("web-") and first_id != second_id
-    _, history, _, compare, same = first.predict("HP", [], first_id, api_name="/choose")
+    # A quick reply's button sends its label, as typing it would.
+    _, history, compare, same = first.predict("HP", [], first_id, api_name="/respond")
     assert same == first_id
     assert "**1. HP 61 Black Ink Cartridge**" in text(history[-1])
     assert "**2. HP 61 Color Ink Cartridge**" in text(history[-1])
@@ -75,7 +78,7 @@ def test_cards_come_at_once_and_checked_rewordings_stream_into_them_after(served
     try:
         client = Client(url, verbose=False)
         *_, sid = client.predict("i need ink", [], None, api_name="/respond")
-        job = client.submit("HP", [], sid, api_name="/choose")
+        job = client.submit("HP", [], sid, api_name="/respond")
         updates = [text(output[1][-1]) for output in job]
     finally:
         shop.llm = None
@@ -96,8 +99,8 @@ def test_a_reloaded_page_continues_the_stored_conversation_with_its_cards_and_qu
     service, url = served
     client = Client(url, verbose=False)
     *_, reloaded = client.predict("i need ink", [], None, api_name="/respond")
-    client.predict("HP", [], reloaded, api_name="/choose")
-    _, history, options, compare, sid = Client(url, verbose=False).predict(reloaded, api_name="/start")
+    client.predict("HP", [], reloaded, api_name="/respond")
+    _, history, compare, sid = Client(url, verbose=False).predict(reloaded, api_name="/start")
     assert sid == reloaded
     assert [text(m) for m in history[:-1]] == [
         "i need ink",
@@ -107,13 +110,13 @@ def test_a_reloaded_page_continues_the_stored_conversation_with_its_cards_and_qu
     ]
     assert [text(m) for m in history[:-1]] == [line for _, line in service.transcript(reloaded)]
     assert text(history[-1]).startswith("**1. HP 61 Black Ink Cartridge**")
-    assert [choice[0] for choice in options["choices"]] == ["Show others", "Start over"]
+    assert quick_replies(service.view(sid).conversation) == ("Show others", "Start over")
     assert [choice[0] for choice in compare["choices"]] == [
         "1. HP 61 Black Ink Cartridge",
         "2. HP 61 Color Ink Cartridge",
     ]
     # A page with no stored session gets a greeting of its own, and nothing of another's.
-    _, fresh, _, _, fresh_id = Client(url, verbose=False).predict(None, api_name="/start")
+    _, fresh, _, fresh_id = Client(url, verbose=False).predict(None, api_name="/start")
     assert len(fresh) == 1 and "HP 61" not in text(fresh[0]) and fresh_id != reloaded
 
 
@@ -126,10 +129,10 @@ def test_the_chat_opens_only_sessions_it_made_never_an_api_or_channel_session(se
     service.send("telegram-42", "i need ink")
     before = service.view("telegram-42")
     client = Client(url, verbose=False)
-    _, history, _, _, sid = client.predict("telegram-42", api_name="/start")
+    _, history, _, sid = client.predict("telegram-42", api_name="/start")
     assert sid != "telegram-42" and sid.startswith("web-")
     assert "i need ink" not in "".join(text(m) for m in history)
-    _, history, _, _, sid = client.predict("HP", [], "telegram-42", api_name="/respond")
+    _, history, _, sid = client.predict("HP", [], "telegram-42", api_name="/respond")
     assert sid != "telegram-42"
     assert service.view("telegram-42") == before
 
@@ -140,9 +143,9 @@ def test_compare_two_cards_and_ask_for_a_person_over_http(served):
     service, url = served
     client = Client(url, verbose=False)
     *_, compared = client.predict("i need ink", [], None, api_name="/respond")
-    client.predict("HP", [], compared, api_name="/choose")
+    client.predict("HP", [], compared, api_name="/respond")
     chosen = ["1. HP 61 Black Ink Cartridge", "2. HP 61 Color Ink Cartridge"]
-    _, history, _, _, _ = client.predict(chosen, [], compared, api_name="/compare")
+    _, history, _, _ = client.predict(chosen, [], compared, api_name="/compare")
     assert text(history[-2]) == "compare #1 and #2"
     table = text(history[-1])
     assert "| | HP 61 Black Ink Cartridge | HP 61 Color Ink Cartridge |" in table
@@ -150,7 +153,7 @@ def test_compare_two_cards_and_ask_for_a_person_over_http(served):
     version = service.view(compared).version
     client.predict(chosen[:1], [], compared, api_name="/compare")
     assert service.view(compared).version == version
-    _, history, _, _, _ = client.predict([], compared, api_name="/person")
+    _, history, _, _ = client.predict([], compared, api_name="/person")
     assert service.view(compared).conversation.handover
     assert "person" in text(history[-1]).lower()
 
@@ -165,7 +168,7 @@ def test_html_in_a_message_or_the_catalog_is_shown_as_text(served):
 
     _, url = served
     attack = "<script>alert(1)</script> <img src=x onerror=alert(1)> [link](javascript:alert(1))"
-    _, history, _, _, _ = Client(url, verbose=False).predict(attack, [], None, api_name="/respond")
+    _, history, _, _ = Client(url, verbose=False).predict(attack, [], None, api_name="/respond")
     shown = "".join(text(message) for message in history)
     assert "<script>" not in shown and "<img" not in shown
     assert "&lt;script&gt;" in shown and shown.count("[link]") == shown.count("\\[link]") == 1

@@ -83,7 +83,7 @@ def test_a_shopper_and_an_agent_in_two_browsers(server, browser, shots):
     expect(chat).to_contain_text("What are you shopping for?", timeout=30_000)
 
     # A quick reply, then typed text.
-    chat_frame.get_by_label("Office Electronics").click()
+    chat_frame.get_by_role("button", name="Office Electronics").click()
     expect(chat).to_contain_text("Any brand you prefer?")
     box = chat_frame.locator("#message textarea")
     box.fill("canon ink")
@@ -91,7 +91,7 @@ def test_a_shopper_and_an_agent_in_two_browsers(server, browser, shots):
     expect(chat).to_contain_text("1. Canon PG-245 Black Ink")
     expect(chat).to_contain_text("2. Canon PG-245 XL Black Ink")
     expect(chat).not_to_contain_text("HP 61 Black Ink")
-    expect(chat_frame.get_by_label("Show others")).to_be_visible()
+    expect(chat_frame.locator("#quick-replies").get_by_role("button", name="Show others")).to_be_visible()
 
     # Compare two cards: a table.
     sessions = [session for session, _ in service.store.sessions()]
@@ -122,6 +122,8 @@ def test_a_shopper_and_an_agent_in_two_browsers(server, browser, shots):
     chat = chat_frame.locator("#chat")
     expect(chat).to_contain_text("canon ink", timeout=30_000)
     expect(chat).to_contain_text("compare #1 and #2")
+    expect(chat_frame.locator("#quick-replies").get_by_role("button", name="Start over")).to_be_visible()
+    expect(chat_frame.locator("#like-1")).to_be_visible()
     assert [session for session, _ in service.store.sessions()] == [session]
 
     # Ask for a person.

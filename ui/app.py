@@ -136,7 +136,7 @@ def build_app(service: AssistantService) -> gr.Blocks:
         return (
             "",
             history,
-            gr.Radio(choices=list(options), value=None),
+            list(options),
             _card_view(cards),
             gr.CheckboxGroup(choices=_compare_choices(cards), value=[]),
             shown_lines(sid),
@@ -207,6 +207,12 @@ def build_app(service: AssistantService) -> gr.Blocks:
 
         return handler
 
+    def choose(label: str):
+        def handler(history: list, sid: str | None):
+            yield from respond(label, history, sid)
+
+        return handler
+
     def compare(chosen: list, history: list, sid: str | None):
         sid = session_of(sid)
         numbers = sorted(int(str(choice).split(".", 1)[0]) for choice in chosen or ())
@@ -237,10 +243,23 @@ def build_app(service: AssistantService) -> gr.Blocks:
         cards = gr.State([])
         gr.Markdown("## Concierge\nTell me what you are shopping for; pick a quick reply or type.")
         chat = gr.Chatbot(label="Concierge", height=560, elem_id="chat")
-        options = gr.Radio(choices=[], label="Quick replies", elem_id="quick-replies")
-        box = gr.Textbox(placeholder="Type a message and press Enter", show_label=False, elem_id="message")
+        options = gr.State([])
+        box = gr.Textbox(
+            placeholder="Type a message and press Enter", show_label=False, elem_id="message", render=False
+        )
         shared = [box, chat, options, cards]
         every = [*shared]  # filled below with the compare choice, lines shown and the session id
+
+        @gr.render(inputs=[options])
+        def draw_quick_replies(labels: list) -> None:
+            if not labels:
+                return
+            with gr.Row(elem_id="quick-replies"):
+                for label in labels:
+                    button = gr.Button(label, size="sm", elem_classes=["quick-reply"], min_width=130, scale=0)
+                    button.click(choose(label), [chat, sid], every, concurrency_limit=None)
+
+        box.render()
 
         @gr.render(inputs=[cards])
         def draw_cards(shown: list) -> None:
@@ -274,9 +293,6 @@ def build_app(service: AssistantService) -> gr.Blocks:
         app.load(start, inputs=[sid], outputs=every)
         # No queueing behind other shoppers' events: the service takes concurrent turns (a lock per session).
         box.submit(respond, inputs=[box, chat, sid], outputs=every, concurrency_limit=None)
-        options.input(
-            respond, inputs=[options, chat, sid], outputs=every, api_name="choose", concurrency_limit=None
-        )
         compare_button.click(compare, [compared, chat, sid], every, concurrency_limit=None)
         person_button.click(person, [chat, sid], every, concurrency_limit=None)
         timer.tick(poll, [chat, seen, sid], every, concurrency_limit=None, show_progress="hidden")
