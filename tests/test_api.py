@@ -113,12 +113,12 @@ def events(response: httpx.Response) -> list[tuple[str, dict]]:
 
 def test_a_conversation_over_http(api):
     service, client = api
-    greeting = create(client, "web-1")
-    assert greeting["session_id"] == "web-1"
+    greeting = create(client, "s-1")
+    assert greeting["session_id"] == "s-1"
     assert greeting["reply"]["question"]["facet"] == "category_1"
     assert greeting["reply"]["options"] == ["Office Electronics", "Office Supplies", "No preference"]
 
-    asked = client.post("/v1/sessions/web-1/messages", json={"text": "i need ink"}).json()
+    asked = client.post("/v1/sessions/s-1/messages", json={"text": "i need ink"}).json()
     assert asked["text"] == "Any brand you prefer?"
     assert asked["question"] == {
         "facet": "brand",
@@ -129,7 +129,7 @@ def test_a_conversation_over_http(api):
     assert asked["cards"] == []
 
     # A quick reply is sent back as its label.
-    shown = client.post("/v1/sessions/web-1/messages", json={"text": "HP"}).json()
+    shown = client.post("/v1/sessions/s-1/messages", json={"text": "HP"}).json()
     assert [card["item_id"] for card in shown["cards"]] == ["ink-hp", "ink-hp-color"]
     card = shown["cards"][0]
     assert card["title"] == "HP 61 Black Ink Cartridge"
@@ -141,17 +141,17 @@ def test_a_conversation_over_http(api):
     assert set(card["parts"]) == {"retrieval", "cross_encoder", "prior", "final"}
     assert shown["question"] is None and shown["comparison"] is None and shown["handover"] is False
 
-    compared = client.post("/v1/sessions/web-1/messages", json={"text": "compare 1 and 2"}).json()
+    compared = client.post("/v1/sessions/s-1/messages", json={"text": "compare 1 and 2"}).json()
     assert compared["comparison"]["item_ids"] == ["ink-hp", "ink-hp-color"]
 
-    liked = client.post("/v1/sessions/web-1/feedback", json={"item_id": "ink-hp", "liked": True})
+    liked = client.post("/v1/sessions/s-1/feedback", json={"item_id": "ink-hp", "liked": True})
     assert liked.status_code == 200
     # Both HP inks are shown already: the like is kept and the assistant asks what to change.
     assert liked.json()["text"].startswith("I've shown you everything that matches")
 
-    state = client.get("/v1/sessions/web-1").json()
-    assert state["session_id"] == "web-1"
-    assert state["version"] == stored(service, "web-1")[0]
+    state = client.get("/v1/sessions/s-1").json()
+    assert state["session_id"] == "s-1"
+    assert state["version"] == stored(service, "s-1")[0]
     assert state["turn"] == 3
     slots = [(s["facet"], s["op"], s["value"], s["said"]) for s in state["profile"]["slots"]]
     assert slots == [
@@ -164,10 +164,10 @@ def test_a_conversation_over_http(api):
     assert state["transcript"][1] == {"role": "shopper", "text": "i need ink"}
     assert state["handover"] is False
 
-    handed = client.post("/v1/sessions/web-1/handover").json()
+    handed = client.post("/v1/sessions/s-1/handover").json()
     assert handed["handover"] is True
-    assert client.get("/v1/sessions/web-1").json()["handover"] is True
-    waiting = client.post("/v1/sessions/web-1/messages", json={"text": "hello?"}).json()
+    assert client.get("/v1/sessions/s-1").json()["handover"] is True
+    waiting = client.post("/v1/sessions/s-1/messages", json={"text": "hello?"}).json()
     assert waiting["handover"] is True and waiting["cards"] == []
 
 
@@ -511,3 +511,31 @@ def test_tokens_hold_across_processes_that_share_the_key(tmp_path):
         assert reply.status_code == 200 and reply.json()["text"] == "Any brand you prefer?"
         refused = client.get(f"{third_url}/v1/sessions/shared", headers=bearer)
         assert refused.status_code == 403
+
+
+@pytest.mark.parametrize("taken", ["telegram:5550100", "webhook:sms:+15550100", "web-AAAAAAAAAAAAAAAAAAAAAA"])
+def test_a_client_cannot_open_a_session_under_a_channels_ids(api, taken):
+    """The chat and the messaging channels make their sessions' ids themselves; an API client asking for one of
+    them would read and write that channel's shopper's conversation."""
+    service, client = api
+    response = client.post("/v1/sessions", json={"session_id": taken})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("reserved_session_id", "session_id")
+    assert service.store.load(taken) is None
+
+
+def test_requests_without_the_token_do_not_use_up_the_sessions_rate_limit(tmp_path):
+    _, app = served_api(
+        tmp_path, requests_per_minute_per_session=3, requests_per_minute_per_client=1000
+    )
+    with (
+        running(app, free_port()) as url,
+        httpx.Client(base_url=url, timeout=60, auth=SessionTokens()) as client,
+    ):
+        create(client, "guarded")
+        with httpx.Client(base_url=url, timeout=60) as stranger:
+            for _ in range(10):
+                assert stranger.get("/v1/sessions/guarded").status_code == 401
+        assert client.post("/v1/sessions/guarded/messages", json={"text": "i need ink"}).status_code == 200
+        assert client.get("/v1/sessions/guarded").status_code == 200

@@ -218,9 +218,9 @@ def _session_access(
     session_id: SessionId,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
-    """A request on a session counts against its limit, and must carry the session's token: 401 without one,
-    403 with another (checked before the session is looked up, so a refusal says nothing of whether it exists)."""
-    take_or_refuse(request.app.state.rate_limiters["session"], session_id, "session")
+    """A request on a session must carry the session's token: 401 without one, 403 with another (checked before
+    the session is looked up, so a refusal says nothing of whether it exists). Only then does it count against the
+    session's limit, so requests without the token cannot use up a shopper's requests."""
     if credentials is None:
         raise ApiError(
             401,
@@ -235,6 +235,7 @@ def _session_access(
         raise ApiError(
             403, "wrong_token", f"the token is not the one of session {session_id!r}", "Authorization"
         )
+    take_or_refuse(request.app.state.rate_limiters["session"], session_id, "session")
     return session_id
 
 
@@ -323,11 +324,20 @@ def build_api(service: AssistantService, settings: ServerSettings | None = None)
         if session_id is None:
             session_id = secrets.token_urlsafe(16)
         else:
-            take_or_refuse(per_session, session_id, "session")
+            if session_id.startswith(wire.CHANNEL_SESSION_PREFIXES):
+                raise ApiError(
+                    422,
+                    "reserved_session_id",
+                    f"session_id: {session_id!r} starts with one of "
+                    f"{', '.join(map(repr, wire.CHANNEL_SESSION_PREFIXES))}, which the chat and the messaging "
+                    "channels use for their own sessions; choose another",
+                    "session_id",
+                )
             if service.view(session_id) is not None:
                 raise ApiError(
                     409, "session_exists", f"a session {session_id!r} exists already", "session_id"
                 )
+            take_or_refuse(per_session, session_id, "session")
         reply = reply_to_json(service.start(session_id))
         return {
             "session_id": session_id,

@@ -16,6 +16,12 @@ SESSION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@+-]*$"
 SESSION_ID_RULE = (
     f"1 to {MAX_SESSION_ID} characters: letters, digits and . _ : @ + - (starting with a letter or digit)"
 )
+# The ids each channel makes for its own sessions: the chat's, Telegram's, the signed webhook's. A client of the API
+# may not open a session under one of them (it would read and write that channel's shopper's conversation).
+CHAT_SESSION_PREFIX = "web-"
+TELEGRAM_SESSION_PREFIX = "telegram:"
+WEBHOOK_SESSION_PREFIX = "webhook:"
+CHANNEL_SESSION_PREFIXES = (CHAT_SESSION_PREFIX, TELEGRAM_SESSION_PREFIX, WEBHOOK_SESSION_PREFIX)
 
 
 class _Request(BaseModel):
@@ -31,7 +37,7 @@ class NewSession(_Request):
         max_length=MAX_SESSION_ID,
         pattern=SESSION_ID_PATTERN,
         description=f"The client's own id for the session, {SESSION_ID_RULE}.",
-        examples=["web-42"],
+        examples=["s-42"],
     )
 
 

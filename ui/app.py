@@ -30,6 +30,7 @@ import gradio as gr
 
 from assistant.engine import Card, Comparison, Reply, quick_replies
 from assistant.service import AssistantService
+from ui.api_models import CHAT_SESSION_PREFIX
 
 # Where the page keeps its session id. The id is a random token, not a secret from the page's own scripts, and the
 # key is fixed so that every server process (and a restarted one) reads what another wrote.
@@ -38,7 +39,6 @@ POLL_SECONDS = 3.0
 TALK_TO_A_PERSON = "talk to a person"
 AGENT_LABEL = "From our team"
 MAX_COMPARED = 3
-CHAT_SESSION_PREFIX = "web-"
 _CHAT_SESSION_ID = re.compile(re.escape(CHAT_SESSION_PREFIX) + r"[A-Za-z0-9_-]{22}")
 
 

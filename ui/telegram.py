@@ -30,8 +30,9 @@ from typing import Literal
 from pydantic import BaseModel
 
 from assistant.engine import Reply
+from ui.api_models import TELEGRAM_SESSION_PREFIX
 
-SESSION_PREFIX = "telegram:"
+SESSION_PREFIX = TELEGRAM_SESSION_PREFIX
 # Telegram refuses a longer message text (characters after entity parsing) and longer callback data (bytes).
 MAX_TEXT_CHARS = 4096
 MAX_CALLBACK_BYTES = 64

@@ -57,11 +57,11 @@ from assistant.service import MAX_SESSION_ID, AssistantService
 from data.settings import ServerSettings
 from ui import telegram
 from ui.api import PREFIX, ApiError, client_limit, take_or_refuse, validation_error
+from ui.api_models import WEBHOOK_SESSION_PREFIX
 from ui.replies import reply_to_json
 
 log = logging.getLogger(__name__)
 
-WEBHOOK_SESSION_PREFIX = "webhook:"
 # Signatures remembered against replays; when this many are live at once, new requests get 429 until some expire
 # (forgetting one early would let it be replayed).
 MAX_REMEMBERED_SIGNATURES = 100_000
