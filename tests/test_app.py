@@ -161,10 +161,10 @@ def test_compare_two_cards_and_ask_for_a_person_over_http(served):
 def test_html_in_a_message_or_the_catalog_is_shown_as_text(served):
     from gradio_client import Client
 
-    from assistant.engine import Card
+    from assistant.engine import Card, Comparison
     from assistant.explain import Explanation
     from ranking.system import ScoreParts
-    from ui.app import render_card
+    from ui.app import render_card, render_comparison
 
     _, url = served
     attack = "<script>alert(1)</script> <img src=x onerror=alert(1)> [link](javascript:alert(1))"
@@ -185,4 +185,10 @@ def test_html_in_a_message_or_the_catalog_is_shown_as_text(served):
     assert (
         render_card(1, card)
         == "**1. &lt;b&gt;Bold&lt;/b&gt; pen**  \nA&amp;B · Pens · $2.00  \n&lt;i&gt;why&lt;/i&gt;"
+    )
+    table = render_comparison(
+        Comparison(("x", "y"), ("<b>A</b>", "B|C"), (("Brand", ("[x](javascript:1)", "D")),))
+    )
+    assert table == (
+        "| | &lt;b&gt;A&lt;/b&gt; | B\\|C |\n|---|---|---|\n| **Brand** | \\[x](javascript:1) | D |"
     )

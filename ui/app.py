@@ -22,6 +22,7 @@ product they pushed), so a customer-service agent's messages appear without the 
 
 from __future__ import annotations
 
+import html
 import re
 import secrets
 from collections.abc import Iterator, Mapping, Sequence
@@ -43,7 +44,7 @@ _CHAT_SESSION_ID = re.compile(re.escape(CHAT_SESSION_PREFIX) + r"[A-Za-z0-9_-]{2
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return _escape(text).replace("|", "\\|").replace("\n", " ")
 
 
 def render_comparison(comparison: Comparison) -> str:
@@ -128,18 +129,24 @@ def build_app(service: AssistantService) -> gr.Blocks:
         """The page's session id when the chat gave it one, else a new one (see :func:`chat_session_id`)."""
         return sid if is_chat_session_id(sid) else chat_session_id()
 
-    def shown_lines(sid: str) -> int:
-        return len(service.transcript(sid))
-
-    def outputs(sid: str, history: list, options: Sequence[str], cards: Sequence[Card]) -> tuple:
-        """box, chat, quick replies, the card view, the compare choice, lines shown, session id."""
+    def outputs(
+        sid: str,
+        history: list,
+        options: Sequence[str],
+        cards: Sequence[Card],
+        lines: int,
+        typed: bool = False,
+    ) -> tuple:
+        """box, chat, quick replies, the card view, the compare choice, transcript lines shown, session id.
+        ``typed``: what the shopper is typing and the cards they ticked stay as they are (an update they did not
+        ask for)."""
         return (
-            "",
+            gr.skip() if typed else "",
             history,
             list(options),
             _card_view(cards),
-            gr.CheckboxGroup(choices=_compare_choices(cards), value=[]),
-            shown_lines(sid),
+            gr.skip() if typed else gr.CheckboxGroup(choices=_compare_choices(cards), value=[]),
+            lines,
             sid,
         )
 
@@ -149,13 +156,13 @@ def build_app(service: AssistantService) -> gr.Blocks:
         view = service.view(sid)
         if view is None or not view.transcript:
             reply = service.start(sid)
-            return outputs(sid, [_message("assistant", reply.text)], reply.options, ())
+            return outputs(sid, [_message("assistant", reply.text)], reply.options, (), 1)
         conversation = view.conversation
         history = [_message(role, text) for role, text in view.transcript]
         if conversation.slate:
             cards = [render_card(n, card) for n, card in enumerate(conversation.slate, start=1)]
             history.append({"role": "assistant", "content": "\n\n".join(cards)})
-        return outputs(sid, history, quick_replies(conversation), conversation.slate)
+        return outputs(sid, history, quick_replies(conversation), conversation.slate, len(view.transcript))
 
     def turn(sid: str, said: str, history: list, act) -> Iterator[tuple]:
         """Run one shopper action and show its reply; then stream the checked rewordings into its cards."""
@@ -165,8 +172,9 @@ def build_app(service: AssistantService) -> gr.Blocks:
             _message("shopper", said),
             {"role": "assistant", "content": render(reply)},
         ]
-        cards = reply.cards or _slate(sid)
-        yield outputs(sid, history, reply.options, cards)
+        view = service.view(sid)
+        cards = reply.cards or (view.conversation.slate if view else ())
+        yield outputs(sid, history, reply.options, cards, len(view.transcript) if view else 0)
         if not service.rewords or not reply.cards:
             return
         shown = {card.item_id: card.explanation.text for card in reply.cards}
@@ -175,10 +183,6 @@ def build_app(service: AssistantService) -> gr.Blocks:
                 shown[item_id] = step.text
                 history[-1] = {"role": "assistant", "content": render(reply, shown)}
                 yield (gr.skip(), history, *(gr.skip(),) * 5)
-
-    def _slate(sid: str) -> tuple[Card, ...]:
-        view = service.view(sid)
-        return view.conversation.slate if view else ()
 
     def respond(message: str, history: list, sid: str | None):
         if not isinstance(message, str) or not message.strip():
@@ -235,7 +239,14 @@ def build_app(service: AssistantService) -> gr.Blocks:
             return (gr.skip(),) * 7
         new = [_message(role, text) for role, text in view.transcript[seen:]]
         conversation = view.conversation
-        return outputs(sid, [*history, *new], quick_replies(conversation), conversation.slate)
+        return outputs(
+            sid,
+            [*history, *new],
+            quick_replies(conversation),
+            conversation.slate,
+            len(view.transcript),
+            typed=True,
+        )
 
     with gr.Blocks(title="Concierge", analytics_enabled=False) as app:
         sid = gr.BrowserState(None, storage_key=STORAGE_KEY, secret=STORAGE_KEY)
@@ -269,7 +280,9 @@ def build_app(service: AssistantService) -> gr.Blocks:
                 for number, card in enumerate(shown, start=1):
                     with gr.Column(min_width=100, elem_classes=["card"]):
                         if card["image_url"].startswith("https://"):
-                            gr.HTML(f'<img src="{card["image_url"]}" alt="" style="max-height:120px">')
+                            gr.HTML(
+                                f'<img src="{html.escape(card["image_url"])}" alt="" style="max-height:120px">'
+                            )
                         gr.Markdown(f"**{number}. {_escape(card['title'])}**")
                         with gr.Row():
                             up = gr.Button("Like", size="sm", elem_id=f"like-{number}", min_width=40)
