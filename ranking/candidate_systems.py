@@ -49,10 +49,9 @@ from ranking.system import RankingSystem, TrainingData, register
 from retrieval.candidates import Candidate, CandidateGenerator
 from retrieval.channels import Channel, LexicalChannel, PriorChannel, VectorChannel
 from retrieval.embeddings import TextEmbedder, get_embedder
-from retrieval.errors import IndexMissingError
 from retrieval.index import DESCRIPTIONS as DESCRIBED
 from retrieval.index import ITEMS, VectorIndex, build_index
-from retrieval.lexical import LexicalIndex, catalog_fingerprint
+from retrieval.lexical import LexicalIndex
 from retrieval.profile import Profile, profile_query
 
 logger = logging.getLogger(__name__)
@@ -149,12 +148,7 @@ class CandidateSystem(RankingSystem):
         )
         built: list[Channel] = []
         if LEXICAL in self.searches:
-            index = (
-                _served_lexical(lexical, catalog, descriptions)
-                if self._application_index
-                else LexicalIndex.load_or_build(lexical, catalog, descriptions)
-            )
-            built.append(LexicalChannel(index))
+            built.append(LexicalChannel(LexicalIndex.load_or_build(lexical, catalog, descriptions)))
         embedder = None
         self._index: VectorIndex | None = None
         if VECTOR in self.searches:
@@ -257,24 +251,6 @@ class CandidateSystem(RankingSystem):
 
     def score_batch(self, profiles: Sequence[Profile]) -> np.ndarray:
         return self.catalog_scores(profiles, self.candidates_batch(profiles))
-
-
-def _served_lexical(directory: Path, catalog: Catalog, descriptions: dict[str, str]) -> LexicalIndex:
-    """The application's lexical index as `concierge build` wrote it: opened, never written (several server
-    processes may open it at once). A missing one is an :class:`IndexMissingError` saying to build it; one built
-    from other text is rebuilt in memory, with a warning."""
-    try:
-        index = LexicalIndex.load(directory)
-    except FileNotFoundError:
-        raise IndexMissingError(f"no lexical index in {directory}; run `concierge build`") from None
-    if index.fingerprint != catalog_fingerprint(catalog, descriptions):
-        logger.warning(
-            "the lexical index in %s was built from other text: run concierge build to bring it up to date "
-            "(this process uses one built in memory)",
-            directory,
-        )
-        return LexicalIndex.build(catalog, descriptions)
-    return index
 
 
 @register

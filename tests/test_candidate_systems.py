@@ -270,25 +270,3 @@ def test_a_candidate_index_from_an_older_version_is_rebuilt(tmp_path, monkeypatc
     system.fit(_training())
     assert embedder.embedded == 2 * len(STORE)
     assert _order(system.score(Profile(need="canon pg245 black ink")))[0] == "canon"
-
-
-def test_a_serving_process_opens_the_built_lexical_index_and_never_writes_it(tmp_path, caplog):
-    """Several server processes open the application's index at once: `concierge build` writes it, they only
-    read it (a missing one says to build it; a stale one is rebuilt in memory, with a warning)."""
-    from retrieval.errors import IndexMissingError
-    from retrieval.lexical import LexicalIndex
-
-    settings = _settings(tmp_path)
-    with pytest.raises(IndexMissingError, match="concierge build"):
-        LexicalSystem(settings, application_index=True).fit(_training())
-    folder = tmp_path / "artifacts" / "lexical"
-    stale = Catalog(STORE.items[:2])
-    LexicalIndex.build(stale).save(folder)
-    written = {path.name: path.stat().st_mtime_ns for path in folder.iterdir()}
-    system = LexicalSystem(settings, application_index=True)
-    system.fit(_training())
-    assert "built from other text" in caplog.text
-    assert (
-        _order(system.score(Profile(need="canon pg245")))[0] == "canon"
-    )  # the in-memory index knows every item
-    assert {path.name: path.stat().st_mtime_ns for path in folder.iterdir()} == written
