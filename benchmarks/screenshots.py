@@ -27,6 +27,7 @@ from benchmarks.loopback import free_port
 from data.settings import load_settings
 
 MAX_QUESTIONS = 4
+START_TIMEOUT_S = 60
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -64,7 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = make_server(service, settings.server)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
+    deadline = time.monotonic() + START_TIMEOUT_S
     while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            print(f"error: the server did not start within {START_TIMEOUT_S} s", file=sys.stderr)
+            return 1
         time.sleep(0.05)
     url = f"http://{server_settings.host}:{server_settings.port}"
     args.out.mkdir(parents=True, exist_ok=True)

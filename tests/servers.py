@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import sys
 from pathlib import Path
 
 import pytest
 
+# The one free-port helper, shared with the benchmarks that serve over loopback.
+from benchmarks.loopback import free_port
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+__all__ = ["chroma_cli", "free_port"]
 
 
 def chroma_cli() -> str:

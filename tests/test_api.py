@@ -12,7 +12,7 @@ import pytest
 
 from data.settings import ServerSettings
 from tests.assistant_fixtures import small_assistant
-from tests.test_app import free_port
+from tests.servers import free_port
 
 SECRET = "a key the test server signs session tokens with"
 GOOD = "An HP ink for Deskjet printers, chosen by 8 shoppers here."
@@ -526,9 +526,7 @@ def test_a_client_cannot_open_a_session_under_a_channels_ids(api, taken):
 
 
 def test_requests_without_the_token_do_not_use_up_the_sessions_rate_limit(tmp_path):
-    _, app = served_api(
-        tmp_path, requests_per_minute_per_session=3, requests_per_minute_per_client=1000
-    )
+    _, app = served_api(tmp_path, requests_per_minute_per_session=3, requests_per_minute_per_client=1000)
     with (
         running(app, free_port()) as url,
         httpx.Client(base_url=url, timeout=60, auth=SessionTokens()) as client,

@@ -1,17 +1,10 @@
 """The Gradio chat served over real HTTP on 127.0.0.1, driven by gradio_client."""
 
-import socket
-
 import pytest
 
 from assistant.engine import quick_replies
 from tests.assistant_fixtures import small_assistant
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.servers import free_port
 
 
 def text(message: dict) -> str:

@@ -4,8 +4,8 @@ server (the chat, the console, the API and the example store page) on 127.0.0.1.
 A shopper opens the store's page with the chat embedded, answers with a quick reply and with typed text, gets cards,
 thumbs one up, compares two, reloads the page and finds the conversation, and asks for a person. An agent, in another
 browser with its own login, sees that session with its score parts, takes it over and writes; the shopper's page
-shows the message. Screenshots of both pages are saved (``CONCIERGE_SCREENSHOTS=DIR`` keeps them in DIR; the
-README's comes from there).
+shows the message. Screenshots of both pages are saved (``CONCIERGE_SCREENSHOTS=DIR`` keeps them in DIR); the
+README's are taken on the bundled sample by ``python -m benchmarks.screenshots``.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from assistant.llm import (
     rephrase,
 )
 from data.settings import load_settings
+from tests.servers import free_port
 
 pytest.importorskip("llama_cpp", reason="the local provider needs llama-cpp-python")
 
@@ -215,12 +216,6 @@ def test_auto_takes_the_best_installed_model(tmp_path, monkeypatch):
     monkeypatch.setattr(llm, "PACKAGED_MODELS", (missing,))
     with pytest.raises(ModelUnavailableError, match="none of the packaged models is installed"):
         local_model_file(local_settings(tmp_path, model="auto"))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

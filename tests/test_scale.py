@@ -334,6 +334,7 @@ def test_first_starts_at_once_create_the_session_table_once(postgres_url: str) -
         psycopg.errors.DuplicateTable,
     )
     failures: list[BaseException] = []
+    started: list[int] = []
     # A new database a round: the race is only on the first start, before the table exists. It is lost in most
     # rounds on 2 cores; five rounds make a pass by luck about one in a thousand.
     for round_ in range(5):
@@ -341,9 +342,10 @@ def test_first_starts_at_once_create_the_session_table_once(postgres_url: str) -
         barrier = threading.Barrier(starts)
 
         def start(url: str = url, barrier: threading.Barrier = barrier) -> None:
-            barrier.wait(timeout=REQUEST_TIMEOUT_S)
             try:
+                barrier.wait(timeout=REQUEST_TIMEOUT_S)
                 PostgresStore(url)
+                started.append(1)
             except Exception as error:  # collected and raised in the test's own thread
                 failures.append(error)
 
@@ -356,3 +358,4 @@ def test_first_starts_at_once_create_the_session_table_once(postgres_url: str) -
     if unexpected:
         raise unexpected[0]
     assert not failures, f"{len(failures)} of {5 * starts} first starts failed: {failures[0]}"
+    assert len(started) == 5 * starts

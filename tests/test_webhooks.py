@@ -13,8 +13,8 @@ from assistant.engine import Reply
 from assistant.policy import Question
 from data.settings import ServerSettings
 from tests.assistant_fixtures import small_assistant
+from tests.servers import free_port
 from tests.test_api import running, served_api
-from tests.test_app import free_port
 
 SECRET = "s3cret-for-tests"
 TELEGRAM_SECRET = "telegram_Secret-42"
@@ -24,7 +24,7 @@ ADA = {"id": CHAT, "is_bot": False, "first_name": "Ada", "username": "ada", "lan
 
 
 @pytest.fixture(scope="module")
-def channels(tmp_path_factory):
+def channels_app(tmp_path_factory):
     service, app = served_api(
         tmp_path_factory.mktemp("channels"),
         requests_per_minute_per_session=10_000,
@@ -33,9 +33,22 @@ def channels(tmp_path_factory):
         telegram_secret=TELEGRAM_SECRET,
     )
     with running(app, free_port()) as url, httpx.Client(base_url=url, timeout=60) as client:
-        yield service, client
-    # Every signature accepted is remembered, by this app alone.
-    assert len(app.state.webhook_signatures) > 10
+        yield service, client, app
+
+
+@pytest.fixture
+def channels(channels_app):
+    service, client, _ = channels_app
+    return service, client
+
+
+def test_every_signature_accepted_is_remembered(channels_app):
+    _, client, app = channels_app
+    before = len(app.state.webhook_signatures)
+    for n in range(3):
+        body, headers = signed({"channel_user": f"remembered-{n}", "text": "pens"})
+        assert client.post("/v1/channels/webhook", content=body, headers=headers).status_code == 200
+    assert len(app.state.webhook_signatures) == before + 3
 
 
 def signed(payload: dict, timestamp: int | None = None, secret: str = SECRET) -> tuple[bytes, dict]:
