@@ -31,7 +31,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assistant.grounding import catalog_brands
 from assistant.policy import NO_PREFERENCE, FixedOrderPolicy, QuestionPolicy
 from assistant.simulator import (
     NEED,
@@ -241,7 +240,7 @@ def run_conversations(
         elif strategy != "engine":
             raise ValueError(f"unknown strategy {strategy!r}; use one of {', '.join(STRATEGIES)}")
         started = time.perf_counter()
-        checked = _Audit(shop, catalog_brands(catalog))
+        checked = _Audit(shop, shop.brands)
         hits: list[list[bool]] = []
         asked: list[tuple[str, ...]] = []
         turns = []

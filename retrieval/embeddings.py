@@ -182,7 +182,8 @@ class CachedEmbedder:
         if missing:
             # Embedded outside the lock: other threads' cached texts do not wait for this model call.
             for text, vector in zip(missing, self.embedder.embed(missing), strict=True):
-                found[text] = vector
+                # A copy: a row view would keep the whole batch's array alive while any of its rows is cached.
+                found[text] = vector.copy()
             with self._lock:
                 for text in missing:
                     self._vectors[text] = found[text]

@@ -58,8 +58,6 @@ from ui.replies import question_to_json, reply_to_json
 log = logging.getLogger(__name__)
 
 PREFIX = "/v1"
-# What a shopper writes to ask for a person: the hand-over endpoint sends it, so both take the same path.
-HANDOVER_MESSAGE = "talk to a person"
 # JSON around a message: the field name, quotes, and room for a client's extra fields.
 _BODY_OVERHEAD = 4096
 # A character of a message takes at most 12 bytes of JSON (a surrogate pair escaped as \uXXXX\uXXXX).
@@ -421,7 +419,7 @@ def build_api(service: AssistantService, settings: ServerSettings | None = None)
     )
     def handover(session_id: Session) -> dict[str, object]:
         existing(session_id)
-        return reply_to_json(service.send(session_id, HANDOVER_MESSAGE))
+        return reply_to_json(service.send(session_id, wire.HANDOVER_MESSAGE))
 
     @router.get(
         "/sessions/{session_id}",

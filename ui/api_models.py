@@ -22,6 +22,9 @@ CHAT_SESSION_PREFIX = "web-"
 TELEGRAM_SESSION_PREFIX = "telegram:"
 WEBHOOK_SESSION_PREFIX = "webhook:"
 CHANNEL_SESSION_PREFIXES = (CHAT_SESSION_PREFIX, TELEGRAM_SESSION_PREFIX, WEBHOOK_SESSION_PREFIX)
+# What a shopper writes to ask for a person: the API's hand-over endpoint and the chat's button send it, so every way
+# of asking takes the engine's one path.
+HANDOVER_MESSAGE = "talk to a person"
 
 
 class _Request(BaseModel):

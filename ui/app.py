@@ -31,13 +31,12 @@ import gradio as gr
 
 from assistant.engine import Card, Comparison, Reply, quick_replies
 from assistant.service import AssistantService
-from ui.api_models import CHAT_SESSION_PREFIX
+from ui.api_models import CHAT_SESSION_PREFIX, HANDOVER_MESSAGE
 
 # Where the page keeps its session id. The id is a random token, not a secret from the page's own scripts, and the
 # key is fixed so that every server process (and a restarted one) reads what another wrote.
 STORAGE_KEY = "concierge-session"
 POLL_SECONDS = 3.0
-TALK_TO_A_PERSON = "talk to a person"
 AGENT_LABEL = "From our team"
 MAX_COMPARED = 3
 _CHAT_SESSION_ID = re.compile(re.escape(CHAT_SESSION_PREFIX) + r"[A-Za-z0-9_-]{22}")
@@ -229,7 +228,7 @@ def build_app(service: AssistantService) -> gr.Blocks:
 
     def person(history: list, sid: str | None):
         sid = session_of(sid)
-        yield from turn(sid, "Talk to a person", history, lambda: service.send(sid, TALK_TO_A_PERSON))
+        yield from turn(sid, "Talk to a person", history, lambda: service.send(sid, HANDOVER_MESSAGE))
 
     def poll(history: list, seen: int, sid: str | None):
         """Lines stored since the page last drew (a person from the store writing, a pushed product)."""

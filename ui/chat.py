@@ -79,7 +79,8 @@ def run_chat(settings: Settings, script: Path | None, as_json: bool) -> int:
         for line in sys.stdin:
             reply = service.send(SESSION, line.rstrip("\n"))
             _print_reply(reply)
-            _print_rewordings(service, reply)
+            if service.rewords:
+                _print_rewordings(service, reply)
         return 0
     turns = [{"message": None, "reply": reply_to_json(greeting)}]
     for message in messages:
