@@ -439,6 +439,9 @@ def test_serve_gives_the_chat_and_the_api_in_one_process(tmp_path):
         reply = client.post("/v1/sessions/both/messages", json={"text": "i need ink"}).json()
         assert reply["text"] == "Any brand you prefer?"
         assert "/v1/sessions" in client.get("/openapi.json").json()["paths"]
+        # An unknown API path is the API's JSON error, not the chat's page (mounted at /).
+        unknown = client.get("/v1/no-such-thing")
+        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
         assert service.view("both").transcript[1] == ("shopper", "i need ink")
         # The chat answers over the same server.
         from gradio_client import Client

@@ -460,4 +460,13 @@ def build_api(service: AssistantService, settings: ServerSettings | None = None)
         shared=lambda signature, until: service.store.claim(f"webhook-signature:{signature}", until)
     )
     app.include_router(build_channel_router(service, settings, app.state.webhook_signatures))
+
+    @app.api_route(
+        PREFIX + "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"], include_in_schema=False
+    )
+    def unknown(path: str) -> None:
+        # Last: under `concierge serve` the chat mounted at / would otherwise answer an unknown /v1 path, in its
+        # own shape.
+        raise ApiError(404, "not_found", f"no endpoint {PREFIX}/{path}; /openapi.json lists them", "path")
+
     return app
