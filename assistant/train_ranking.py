@@ -355,6 +355,7 @@ def train_ranking(
             max_length=ranking.reranker_max_length,
             seed=stable_seed(settings.eval.seed, "reranker"),
             precision=ranking.reranker_precision,
+            layers=ranking.reranker_layers,
             progress=progress,
             card={
                 "catalog": str(settings.paths.catalog),

@@ -118,6 +118,8 @@ class RankingSettings:
     blend_validation_episodes: int = 200
     # "fp32", or "bf16" (autocast forward passes: 1.7x faster steps on CPUs with native bfloat16).
     reranker_precision: str = "fp32"
+    # Transformer layers of the packaged MiniLM the reranker keeps (its first ones; fewer score faster); 0: all six.
+    reranker_layers: int = 0
     # Serving backend: "onnx-int8" (ONNX Runtime, int8 weights: the fastest, with fp32's validation HR@10),
     # "torch" (fp32), "bf16" or "int8" (ranking/cross_encoder.py; benchmarks/bench_reranker.py measures them).
     reranker_backend: str = "onnx-int8"

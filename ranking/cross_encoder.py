@@ -124,7 +124,7 @@ def quiet_transformers() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
-def base_cross_encoder(max_length: int = 128, seed: int = 0) -> CrossEncoder:
+def base_cross_encoder(max_length: int = 128, seed: int = 0, layers: int = 0) -> CrossEncoder:
     """The packaged MiniLM as a fresh sentence-transformers ``CrossEncoder`` with one output and a new head.
 
     The head is drawn from BERT's own initialisation (normal weights with the config's ``initializer_range``,
@@ -134,6 +134,11 @@ def base_cross_encoder(max_length: int = 128, seed: int = 0) -> CrossEncoder:
     Args:
         max_length: Word pieces read of a (query, text) pair.
         seed: Seed of the head's initialisation.
+        layers: Keep only the first ``layers`` transformer layers (a model that scores faster; the saved config
+            says how many, so loading needs nothing more); 0 keeps them all.
+
+    Raises:
+        ValueError: ``layers`` is negative or more than the packaged model has.
     """
     _check_options("torch", max_length, 1)
     # Imported here: sentence-transformers and torch take seconds to import.
@@ -148,6 +153,14 @@ def base_cross_encoder(max_length: int = 128, seed: int = 0) -> CrossEncoder:
             max_length=max_length,
             local_files_only=True,
         )
+    encoder = model.model.bert.encoder
+    if not 0 <= layers <= len(encoder.layer):
+        raise ValueError(
+            f"the base model has {len(encoder.layer)} layers; cannot keep {layers} (0 keeps all)"
+        )
+    if layers:
+        encoder.layer = encoder.layer[:layers]
+        model.model.config.num_hidden_layers = layers
     head = model.model.classifier
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():

@@ -245,6 +245,7 @@ def train_cross_encoder(
     max_length: int,
     seed: int,
     precision: str = "fp32",
+    layers: int = 0,
     progress: bool = True,
     card: Mapping[str, object] | None = None,
 ) -> TrainReport:
@@ -261,6 +262,7 @@ def train_cross_encoder(
         seed: Seed of the head, dropout and query order.
         precision: ``"fp32"``, or ``"bf16"`` to run the forward passes under bfloat16 autocast (see the module
             docstring).
+        layers: Transformer layers of the packaged model kept (its first ones); 0 keeps all.
         progress: Show tqdm progress bars.
         card: More card fields from the caller (what the data was, the command that reproduces the model); they
             may not replace the fields this function writes.
@@ -294,6 +296,7 @@ def train_cross_encoder(
         "max_length": max_length,
         "seed": seed,
         "precision": precision,
+        "layers": layers,
         "loss": LOSS,
         "optimizer": f"AdamW (weight decay {WEIGHT_DECAY})",
         "schedule": f"linear warm-up over {WARMUP_SHARE:.0%} of the steps, then linear decay to 0",
@@ -301,7 +304,7 @@ def train_cross_encoder(
         "frozen": "word-piece embeddings",
         "primary_metric": PRIMARY_METRIC,
     }
-    model = base_cross_encoder(max_length, seed)
+    model = base_cross_encoder(max_length, seed, layers)
     trained = _trainable(model)
     scorer = CrossEncoderScorer(model, "training", batch_size=batch_size, cache_size=0)
     shuffler = random.Random(seed)
@@ -409,11 +412,12 @@ def _save(
     }
     document.update(extra)
     command = extra.get("command", REBUILD_COMMAND)
+    depth = f" through the base model's first {settings['layers']} layers" if settings.get("layers") else ""
     (out_dir / "README.md").write_text(
         f"# Concierge reranker `{model_id}`\n\n"
         f"A cross-encoder that scores how well an item text answers a shopper's profile text, fine-tuned from\n"
         f"{BASE_MODEL} with a new one-output head.\nLoss: {LOSS}.\n"
-        f"It reads {settings['max_length']} word pieces of a (query, item) pair.\n\n"
+        f"It reads {settings['max_length']} word pieces of a (query, item) pair{depth}.\n\n"
         f"- Trained on {counts['training_queries']:,} queries ({counts['training_pairs']:,} pairs) for "
         f"{settings['epochs']} epoch{'s' if settings['epochs'] != 1 else ''}, seed {settings['seed']}, "
         f"{settings['precision']}.\n"

@@ -226,6 +226,41 @@ def test_training_learns_the_toy_set_and_the_saved_model_scores_like_the_trained
     assert report.model_id in readme and "pytest tests/test_cross_encoder.py" in readme
 
 
+def test_a_model_cut_to_its_first_layers_trains_saves_and_loads_with_them(tmp_path: Path) -> None:
+    train, validation = _toy_sets()
+    report = train_cross_encoder(
+        train,
+        validation,
+        tmp_path / "m",
+        epochs=1,
+        batch_size=5,
+        learning_rate=3e-4,
+        max_length=LENGTH,
+        seed=0,
+        layers=2,
+        progress=False,
+    )
+    card = read_card(tmp_path / "m")
+    assert card["settings"]["layers"] == 2
+    config = json.loads((tmp_path / "m" / "config.json").read_text(encoding="utf-8"))
+    assert config["num_hidden_layers"] == 2
+    assert "through the base model's first 2 layers" in (tmp_path / "m" / "README.md").read_text(
+        encoding="utf-8"
+    )
+    loaded = load_scorer(tmp_path / "m")
+    assert len(loaded._model.model.bert.encoder.layer) == 2
+    assert report.model_id == loaded.name
+    scores = loaded.score_many([(v.query, text) for v in validation[:2] for text in v.candidates])
+    assert scores.shape == (10,) and np.isfinite(scores).all()
+    cut = cross_encoder.base_cross_encoder(LENGTH, seed=0, layers=2)
+    assert len(cut.model.bert.encoder.layer) == 2 and cut.model.config.num_hidden_layers == 2
+    full = cross_encoder.base_cross_encoder(LENGTH, seed=0)
+    assert len(full.model.bert.encoder.layer) == 6 and full.model.config.num_hidden_layers == 6
+    for wrong in (-1, 7):
+        with pytest.raises(ValueError, match=f"cannot keep {wrong}"):
+            cross_encoder.base_cross_encoder(LENGTH, seed=0, layers=wrong)
+
+
 def test_training_refuses_card_fields_it_writes_itself(tmp_path: Path) -> None:
     train, validation = _toy_sets()
     with pytest.raises(ValueError, match="version"):
