@@ -12,7 +12,9 @@ than doubling text.
 
 A built index is saved under the artifacts directory with a fingerprint of every document it was built from
 and of the tokenizer; :meth:`LexicalIndex.load_or_build` rebuilds it when the catalog, the descriptions or the
-tokenizer changed.
+tokenizer changed. Several processes may share the directory (server processes starting together, a build beside
+a running server): an index is written whole into a folder of its own and then named current by one atomic
+rename of the small file that points to it, so a reader always loads one whole index, never one half written.
 
 Example:
     >>> from data.schema import Catalog, Item
@@ -27,11 +29,15 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import re
+import shutil
+import tempfile
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -146,6 +152,20 @@ def item_document(item: Item, generated: str = "") -> str:
     return "\n".join(field for field in fields if field)
 
 
+@contextlib.contextmanager
+def _locked(directory: Path, *, exclusive: bool) -> Iterator[None]:
+    """Hold the lock of a saved index's directory (``flock`` on its ``.lock`` file: between processes and
+    threads alike), exclusive for a writer's switch, shared for a reader's load."""
+    import fcntl
+
+    with open(directory / ".lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def catalog_fingerprint(catalog: Catalog, descriptions: Mapping[str, str] | None = None) -> str:
     """A digest of every indexed document and the tokenizer version: equal digests index the same text.
 
@@ -193,6 +213,7 @@ class LexicalIndex:
     """
 
     _META = "lexical.json"
+    _FOLDER = "index-"
 
     def __init__(self, retriever: object, item_ids: list[str], fingerprint: str) -> None:
         self._retriever = retriever
@@ -219,28 +240,59 @@ class LexicalIndex:
         return cls(retriever, [item.item_id for item in catalog], catalog_fingerprint(catalog, descriptions))
 
     def save(self, directory: Path) -> None:
-        """Write the index to ``directory`` (created if needed).
+        """Write the index to ``directory`` (created if needed) and make it the one :meth:`load` reads.
 
-        The fingerprint file is removed first and written last, so a save that is stopped part-way leaves a
-        folder that :meth:`load_or_build` rebuilds rather than one it trusts.
+        The index is written into a new folder of ``directory``, which then becomes current by an atomic rename of
+        the file naming it; the folders of earlier indexes are removed after. A save stopped part-way, or one
+        running beside readers and other writers, never leaves a reader an incomplete index.
         """
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / self._META).unlink(missing_ok=True)
-        self._retriever.save(str(directory), show_progress=False)
-        meta = {"fingerprint": self.fingerprint, "item_ids": self.item_ids}
-        (directory / self._META).write_text(json.dumps(meta), encoding="utf-8")
+        folder = f"{self._FOLDER}{self.fingerprint[:16]}"
+        scratch = Path(tempfile.mkdtemp(dir=directory, prefix=".writing-"))
+        pointer = scratch.with_suffix(".json")
+        try:
+            self._retriever.save(str(scratch), show_progress=False)
+            meta = {"fingerprint": self.fingerprint, "item_ids": self.item_ids, "folder": folder}
+            pointer.write_text(json.dumps(meta), encoding="utf-8")
+            # The switch, under the directory's lock: readers load under it too, so none finds its index gone.
+            with _locked(directory, exclusive=True):
+                if not (directory / folder).is_dir():
+                    scratch.rename(directory / folder)
+                # else another process saved the same index first: its folder is whole, and the same.
+                os.replace(pointer, directory / self._META)
+                # Earlier indexes go, and so do the files of the layout before folders (in the directory itself).
+                for stale in directory.glob(f"{self._FOLDER}*"):
+                    if stale.name != folder:
+                        shutil.rmtree(stale, ignore_errors=True)
+                for old in [*directory.glob("*.index.npy"), *directory.glob("*.index.json")]:
+                    old.unlink(missing_ok=True)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+            pointer.unlink(missing_ok=True)
+
+    @classmethod
+    def _read_meta(cls, directory: Path) -> dict:
+        """The current index's metadata; empty when there is none or it cannot be read."""
+        try:
+            meta = json.loads((directory / cls._META).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return meta if isinstance(meta, dict) else {}
 
     @classmethod
     def load(cls, directory: Path) -> LexicalIndex:
-        """Read an index written by :meth:`save`.
+        """Read the index :meth:`save` last made current in ``directory``.
 
         Raises:
             FileNotFoundError: ``directory`` holds no saved index.
         """
         import bm25s
 
-        meta = json.loads((directory / cls._META).read_text(encoding="utf-8"))
-        retriever = bm25s.BM25.load(str(directory), show_progress=False)
+        if not (directory / cls._META).is_file():
+            raise FileNotFoundError(f"{directory}: no saved lexical index (no {cls._META})")
+        with _locked(directory, exclusive=False):
+            meta = json.loads((directory / cls._META).read_text(encoding="utf-8"))
+            retriever = bm25s.BM25.load(str(directory / meta.get("folder", "")), show_progress=False)
         return cls(retriever, meta["item_ids"], meta["fingerprint"])
 
     @classmethod
@@ -249,12 +301,11 @@ class LexicalIndex:
     ) -> LexicalIndex:
         """The saved index in ``directory`` when it was built from the same text, else a new one, saved there."""
         fingerprint = catalog_fingerprint(catalog, descriptions)
-        try:
-            meta = json.loads((directory / cls._META).read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
-            meta = {}
-        if meta.get("fingerprint") == fingerprint:
-            return cls.load(directory)
+        meta = cls._read_meta(directory)
+        # An index of an earlier layout (written into the directory itself, without "folder") is made again.
+        if meta.get("fingerprint") == fingerprint and meta.get("folder"):
+            with contextlib.suppress(OSError, ValueError):
+                return cls.load(directory)
         index = cls.build(catalog, descriptions)
         index.save(directory)
         return index

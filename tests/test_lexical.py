@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 
 import numpy as np
@@ -145,6 +147,89 @@ def test_save_load_and_stale_rebuild(tmp_path, index):
     rebuilt = LexicalIndex.load_or_build(directory, changed)
     assert rebuilt.fingerprint != built.fingerprint
     assert LexicalIndex.load(directory).search("t0681", k=1)[0] == ["new"]
+
+
+def test_a_save_writes_a_whole_folder_then_points_to_it_and_removes_what_it_replaced(tmp_path, index):
+    directory = tmp_path / "lexical"
+    index.save(directory)
+    first = json.loads((directory / "lexical.json").read_text(encoding="utf-8"))["folder"]
+    assert (directory / first / "params.index.json").is_file()
+    changed = LexicalIndex.build(Catalog([*STORE.items, Item("new", "Epson T0681 Ink")]))
+    changed.save(directory)
+    second = json.loads((directory / "lexical.json").read_text(encoding="utf-8"))["folder"]
+    assert second != first
+    # Only the pointer and the current folder are left: no scratch folder, no earlier index.
+    assert sorted(path.name for path in directory.iterdir()) == sorted([".lock", "lexical.json", second])
+    assert LexicalIndex.load(directory).search("t0681", k=1)[0] == ["new"]
+
+
+def test_an_index_of_the_layout_before_folders_is_made_again_and_its_files_removed(tmp_path, index):
+    directory = tmp_path / "lexical"
+    directory.mkdir()
+    index._retriever.save(str(directory), show_progress=False)
+    meta = {"fingerprint": index.fingerprint, "item_ids": index.item_ids}
+    (directory / "lexical.json").write_text(json.dumps(meta), encoding="utf-8")
+    loaded = LexicalIndex.load_or_build(directory, STORE)
+    assert loaded.search("pg245", k=1)[0] == ["ink-canon"]
+    assert json.loads((directory / "lexical.json").read_text(encoding="utf-8"))["folder"]
+    assert not list(directory.glob("*.index.*"))
+
+
+def test_a_save_stopped_before_its_switch_leaves_the_previous_index_current(tmp_path, index, monkeypatch):
+    directory = tmp_path / "lexical"
+    index.save(directory)
+    changed = LexicalIndex.build(Catalog([*STORE.items, Item("new", "Epson T0681 Ink")]))
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("retrieval.lexical.os.replace", crash)
+    with pytest.raises(OSError, match="disk full"):
+        changed.save(directory)
+    monkeypatch.undo()
+    loaded = LexicalIndex.load(directory)
+    assert loaded.fingerprint == index.fingerprint and loaded.search("t0681", k=1)[0] == []
+    assert not list(directory.glob(".writing-*"))
+
+
+def test_readers_beside_writers_always_load_a_whole_index(tmp_path):
+    """Two indexes saved in turn by two threads while two others load: every load is one of the two, whole.
+    (Before indexes had folders of their own, a reader could find the pointer of one beside the files of the
+    other, or files half written.)"""
+    directory = tmp_path / "lexical"
+    small = LexicalIndex.build(STORE)
+    large = LexicalIndex.build(Catalog([*STORE.items, Item("new", "Epson T0681 Ink")]))
+    small.save(directory)
+    expected = {small.fingerprint: [], large.fingerprint: ["new"]}
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def write(first: LexicalIndex, second: LexicalIndex) -> None:
+        for _ in range(15):
+            first.save(directory)
+            second.save(directory)
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                loaded = LexicalIndex.load(directory)
+                found = loaded.search("t0681", k=1)[0]
+                if found != expected[loaded.fingerprint] or len(loaded.item_ids) != len(STORE) + bool(found):
+                    failures.append(f"{loaded.fingerprint[:8]}: {found}")
+            except Exception as error:  # any failure to load is what this test looks for
+                failures.append(repr(error))
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    writers = [threading.Thread(target=write, args=pair) for pair in ((small, large), (large, small))]
+    for thread in readers + writers:
+        thread.start()
+    for thread in writers:
+        thread.join()
+    stop.set()
+    for thread in readers:
+        thread.join()
+    assert failures == []
+    assert LexicalIndex.load(directory).fingerprint in expected
 
 
 def test_generated_descriptions_are_indexed():
