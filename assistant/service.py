@@ -268,6 +268,16 @@ class AssistantService:
             for step in steps:
                 yield card.item_id, step
 
+    def explanation_updates(self, session_id: str, cards: Sequence[Card]) -> Iterator[tuple[str, str]]:
+        """:meth:`reword`'s steps as a channel that replaces a card's shown explanation needs them: ``(item id,
+        text)`` only where the text differs from what that card shows so far (its template first), so a card whose
+        wording did not pass, or that has no model, gets no update."""
+        shown = {card.item_id: card.explanation.text for card in cards}
+        for item_id, step in self.reword(session_id, cards):
+            if step.text != shown[item_id]:
+                shown[item_id] = step.text
+                yield item_id, step.text
+
     def view(self, session_id: str) -> SessionView | None:
         """The stored session, ``None`` when there is none."""
         _check_id(session_id)

@@ -310,6 +310,29 @@ def test_rewordings_come_after_the_cards_and_only_checked_ones_replace_the_templ
     assert all(not step.done.used_model for _, step in steps)
 
 
+def test_explanation_updates_are_the_rewordings_that_change_what_a_card_shows(tmp_path) -> None:
+    from langchain_core.language_models.fake_chat_models import FakeListChatModel
+
+    assistant = small_assistant(tmp_path)
+    service = assistant.service
+    service.send("s", "ink")
+    reply = service.send("s", "hp")
+    assistant.shop.llm = FakeListChatModel(
+        responses=[
+            "An HP ink for Deskjet printers. Chosen by 8 shoppers here.",
+            "Now 50% off, the best ink ever.",
+        ]
+    )
+    updates = list(service.explanation_updates("s", reply.cards))
+    # The first card grows a sentence at a time; the second, whose wording failed, keeps its template: no update.
+    assert updates == [
+        ("ink-hp", "An HP ink for Deskjet printers."),
+        ("ink-hp", "An HP ink for Deskjet printers. Chosen by 8 shoppers here."),
+    ]
+    assistant.shop.llm = None
+    assert list(service.explanation_updates("s", reply.cards)) == []
+
+
 def test_with_cards_with_questions_a_question_comes_with_the_first_candidates(tmp_path) -> None:
     service = small_assistant(tmp_path, cards_with_questions=True).service
     reply = service.send("s", "i need ink")

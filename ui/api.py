@@ -380,13 +380,10 @@ def build_api(service: AssistantService, settings: ServerSettings | None = None)
         def events() -> Iterator[bytes]:
             yield format_sse_event(data_str=wire.Reply.model_validate(body).model_dump_json(), event="reply")
             if reply.cards and service.rewords:
-                shown = {card.item_id: card.explanation.text for card in reply.cards}
                 try:
-                    for item_id, step in service.reword(session_id, reply.cards):
-                        if step.text != shown[item_id]:
-                            shown[item_id] = step.text
-                            event = wire.Explanation(item_id=item_id, text=step.text)
-                            yield format_sse_event(data_str=event.model_dump_json(), event="explanation")
+                    for item_id, text in service.explanation_updates(session_id, reply.cards):
+                        event = wire.Explanation(item_id=item_id, text=text)
+                        yield format_sse_event(data_str=event.model_dump_json(), event="explanation")
                 except Exception:  # the cards are out already: a failed rewording leaves their templates
                     log.exception("rewording failed in session %s", session_id)
             yield format_sse_event(data_str="{}", event="done")

@@ -177,11 +177,10 @@ def build_app(service: AssistantService) -> gr.Blocks:
         if not service.rewords or not reply.cards:
             return
         shown = {card.item_id: card.explanation.text for card in reply.cards}
-        for item_id, step in service.reword(sid, reply.cards):
-            if step.text != shown[item_id]:
-                shown[item_id] = step.text
-                history[-1] = {"role": "assistant", "content": render(reply, shown)}
-                yield (gr.skip(), history, *(gr.skip(),) * 5)
+        for item_id, text in service.explanation_updates(sid, reply.cards):
+            shown[item_id] = text
+            history[-1] = {"role": "assistant", "content": render(reply, shown)}
+            yield (gr.skip(), history, *(gr.skip(),) * 5)
 
     def respond(message: str, history: list, sid: str | None):
         if not isinstance(message, str) or not message.strip():
