@@ -283,19 +283,23 @@ def test_an_agents_wish_replaces_the_one_of_the_shoppers_latest_message(service)
     ]
 
 
-def test_rewordings_come_after_the_cards_and_only_checked_ones_replace_the_template(tmp_path) -> None:
+def _hp_slate_with_model(tmp_path, first_wording: str):
+    """The small assistant after "ink", "hp" (two HP cards), with a fake model whose wording of the first card is
+    ``first_wording`` and of the second an invented offer (which the check refuses)."""
     from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
     assistant = small_assistant(tmp_path)
-    service = assistant.service
-    service.send("s", "ink")
-    reply = service.send("s", "hp")
-    assistant.shop.llm = FakeListChatModel(
-        responses=[
-            "An HP ink for Deskjet printers, chosen by 8 shoppers here.",
-            "Now 50% off, the best ink ever.",
-        ]
+    assistant.service.send("s", "ink")
+    reply = assistant.service.send("s", "hp")
+    assistant.shop.llm = FakeListChatModel(responses=[first_wording, "Now 50% off, the best ink ever."])
+    return assistant, reply
+
+
+def test_rewordings_come_after_the_cards_and_only_checked_ones_replace_the_template(tmp_path) -> None:
+    assistant, reply = _hp_slate_with_model(
+        tmp_path, "An HP ink for Deskjet printers, chosen by 8 shoppers here."
     )
+    service = assistant.service
     steps = list(service.reword("s", reply.cards))
     # Card after card, each card's text growing a sentence at a time, the last step with the outcome.
     assert [item_id for item_id, _ in steps] == ["ink-hp", "ink-hp-color"]
@@ -311,18 +315,10 @@ def test_rewordings_come_after_the_cards_and_only_checked_ones_replace_the_templ
 
 
 def test_explanation_updates_are_the_rewordings_that_change_what_a_card_shows(tmp_path) -> None:
-    from langchain_core.language_models.fake_chat_models import FakeListChatModel
-
-    assistant = small_assistant(tmp_path)
-    service = assistant.service
-    service.send("s", "ink")
-    reply = service.send("s", "hp")
-    assistant.shop.llm = FakeListChatModel(
-        responses=[
-            "An HP ink for Deskjet printers. Chosen by 8 shoppers here.",
-            "Now 50% off, the best ink ever.",
-        ]
+    assistant, reply = _hp_slate_with_model(
+        tmp_path, "An HP ink for Deskjet printers. Chosen by 8 shoppers here."
     )
+    service = assistant.service
     updates = list(service.explanation_updates("s", reply.cards))
     # The first card grows a sentence at a time; the second, whose wording failed, keeps its template: no update.
     assert updates == [
