@@ -412,7 +412,7 @@ def _save(
     }
     document.update(extra)
     command = extra.get("command", REBUILD_COMMAND)
-    depth = f" through the base model's first {settings['layers']} layers" if settings.get("layers") else ""
+    depth = f" through the base model's first {settings['layers']} layers" if settings["layers"] else ""
     (out_dir / "README.md").write_text(
         f"# Concierge reranker `{model_id}`\n\n"
         f"A cross-encoder that scores how well an item text answers a shopper's profile text, fine-tuned from\n"

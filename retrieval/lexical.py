@@ -214,6 +214,7 @@ class LexicalIndex:
 
     _META = "lexical.json"
     _FOLDER = "index-"
+    _IDS = "item_ids.json"
 
     def __init__(self, retriever: object, item_ids: list[str], fingerprint: str) -> None:
         self._retriever = retriever
@@ -242,9 +243,10 @@ class LexicalIndex:
     def save(self, directory: Path) -> None:
         """Write the index to ``directory`` (created if needed) and make it the one :meth:`load` reads.
 
-        The index is written into a new folder of ``directory``, which then becomes current by an atomic rename of
-        the file naming it; the folders of earlier indexes are removed after. A save stopped part-way, or one
-        running beside readers and other writers, never leaves a reader an incomplete index.
+        The index (BM25 arrays and item ids) is written into a new folder of ``directory``, which then becomes
+        current by an atomic rename of the small file naming it (:data:`_META`: the folder and the fingerprint);
+        the folders of earlier indexes are removed after. A save stopped part-way, or one running beside readers and
+        other writers, never leaves a reader an incomplete index.
         """
         directory.mkdir(parents=True, exist_ok=True)
         folder = f"{self._FOLDER}{self.fingerprint[:16]}"
@@ -252,8 +254,10 @@ class LexicalIndex:
         pointer = scratch.with_suffix(".json")
         try:
             self._retriever.save(str(scratch), show_progress=False)
-            meta = {"fingerprint": self.fingerprint, "item_ids": self.item_ids, "folder": folder}
-            pointer.write_text(json.dumps(meta), encoding="utf-8")
+            (scratch / self._IDS).write_text(json.dumps(self.item_ids), encoding="utf-8")
+            pointer.write_text(
+                json.dumps({"fingerprint": self.fingerprint, "folder": folder}), encoding="utf-8"
+            )
             # The switch, under the directory's lock: readers load under it too, so none finds its index gone.
             with _locked(directory, exclusive=True):
                 if not (directory / folder).is_dir():
@@ -288,12 +292,14 @@ class LexicalIndex:
         """
         import bm25s
 
-        if not (directory / cls._META).is_file():
-            raise FileNotFoundError(f"{directory}: no saved lexical index (no {cls._META})")
+        if not cls._read_meta(directory).get("folder"):
+            raise FileNotFoundError(f"{directory}: no saved lexical index of this version (see {cls._META})")
         with _locked(directory, exclusive=False):
-            meta = json.loads((directory / cls._META).read_text(encoding="utf-8"))
-            retriever = bm25s.BM25.load(str(directory / meta.get("folder", "")), show_progress=False)
-        return cls(retriever, meta["item_ids"], meta["fingerprint"])
+            meta = cls._read_meta(directory)
+            folder = directory / meta["folder"]
+            retriever = bm25s.BM25.load(str(folder), show_progress=False)
+            item_ids = json.loads((folder / cls._IDS).read_text(encoding="utf-8"))
+        return cls(retriever, item_ids, meta["fingerprint"])
 
     @classmethod
     def load_or_build(
@@ -301,9 +307,8 @@ class LexicalIndex:
     ) -> LexicalIndex:
         """The saved index in ``directory`` when it was built from the same text, else a new one, saved there."""
         fingerprint = catalog_fingerprint(catalog, descriptions)
-        meta = cls._read_meta(directory)
         # An index of an earlier layout (written into the directory itself, without "folder") is made again.
-        if meta.get("fingerprint") == fingerprint and meta.get("folder"):
+        if cls._read_meta(directory).get("fingerprint") == fingerprint:
             with contextlib.suppress(OSError, ValueError):
                 return cls.load(directory)
         index = cls.build(catalog, descriptions)

@@ -226,7 +226,7 @@ def test_training_learns_the_toy_set_and_the_saved_model_scores_like_the_trained
     assert report.model_id in readme and "pytest tests/test_cross_encoder.py" in readme
 
 
-def test_a_model_cut_to_its_first_layers_trains_saves_and_loads_with_them(tmp_path: Path) -> None:
+def test_a_model_cut_to_its_first_layers_trains_saves_and_loads_with_them(tmp_path: Path, base_model) -> None:
     train, validation = _toy_sets()
     report = train_cross_encoder(
         train,
@@ -254,8 +254,7 @@ def test_a_model_cut_to_its_first_layers_trains_saves_and_loads_with_them(tmp_pa
     assert scores.shape == (10,) and np.isfinite(scores).all()
     cut = cross_encoder.base_cross_encoder(LENGTH, seed=0, layers=2)
     assert len(cut.model.bert.encoder.layer) == 2 and cut.model.config.num_hidden_layers == 2
-    full = cross_encoder.base_cross_encoder(LENGTH, seed=0)
-    assert len(full.model.bert.encoder.layer) == 6 and full.model.config.num_hidden_layers == 6
+    assert len(base_model.model.bert.encoder.layer) == 6 and base_model.model.config.num_hidden_layers == 6
     for wrong in (-1, 7):
         with pytest.raises(ValueError, match=f"cannot keep {wrong}"):
             cross_encoder.base_cross_encoder(LENGTH, seed=0, layers=wrong)
