@@ -21,6 +21,7 @@ from assistant.policy import QuestionPolicy
 from assistant.resolve import CategoryResolver
 from assistant.service import AssistantService
 from assistant.sessions import MemoryStore, SessionStore, SQLiteStore
+from assistant.title_words import TitleWords
 from assistant.understand import CatalogVocabulary
 from data.facets import discover_facets
 from data.schema import Catalog, Interactions
@@ -94,7 +95,13 @@ def build_assistant(
         vocabulary=vocabulary,
         system=system,
         policy=QuestionPolicy(
-            facets, conversation.question_budget, conversation.min_entropy, conversation.min_coverage
+            facets,
+            conversation.question_budget,
+            conversation.min_entropy,
+            conversation.min_coverage,
+            TitleWords.build(catalog) if conversation.word_questions else None,
+            conversation.slate_size,
+            conversation.question_choice,
         ),
         generated=_generated(settings, catalog),
         chosen_by=data.item_counts(),

@@ -14,9 +14,15 @@ shopper turns. Reported, with 95% bootstrap intervals: success within T = 3, 5, 
 number of turns (a failure counts as 15, as the multi-round conversational recommendation literature does), and
 the share of episodes whose target has been shown by each turn, and HR@10 per turn: after each turn, whether
 the target is among the ten best items the ranking system would show next for the profile so far (unseen items
-only; an episode whose target was shown counts as a hit from then on). Three strategies share everything but the
-question policy: ``engine`` (entropy, :class:`assistant.policy.QuestionPolicy`), ``fixed order`` (the simulator's
-answer order, :class:`assistant.policy.FixedOrderPolicy`) and ``no questions`` (recommend at once; feedback only).
+only; an episode whose target was shown counts as a hit from then on). The strategies share everything but the
+question policy: ``engine`` (entropy, :class:`assistant.policy.QuestionPolicy`, with the question on title words
+when ``conversation.word_questions`` is on), ``fixed order`` (the simulator's answer order over the catalog's
+facets, :class:`assistant.policy.FixedOrderPolicy`), ``fixed + words`` (the same order, then the question on title
+words: the engine's questions in a fixed order; run only when word questions are on) and ``no questions``
+(recommend at once; feedback only).
+
+A question on title words (:data:`assistant.policy.WORDS`) is answered with the first offered word the target's
+title has (:meth:`assistant.simulator.SimulatedShopper.pick_word`), "no preference" when it has none of them.
 
 The ranking system is the trained blend fitted on the training interactions of the benchmark's split (evaluation
 targets held out), as in the ranking benchmark.
@@ -31,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from assistant.policy import NO_PREFERENCE, FixedOrderPolicy, QuestionPolicy
+from assistant.policy import NO_PREFERENCE, WORDS, FixedOrderPolicy, QuestionPolicy
 from assistant.simulator import (
     NEED,
     Episode,
@@ -49,7 +55,7 @@ from data.splits import make_split, stable_seed
 MAX_TURNS = 15
 HR_K = 10
 WITHIN = (3, 5, 8, 15)
-STRATEGIES = ("engine", "fixed order", "no questions")
+STRATEGIES = ("engine", "fixed order", "fixed + words", "no questions")
 BOOTSTRAP = 1000
 
 
@@ -134,7 +140,7 @@ class _Audit:
 def _in_top_10(service, session: str, target: str) -> bool:
     """Whether the target is among the ten best unseen items for the session's profile now."""
     profile = service.view(session).conversation.profile
-    ranked = service.engine.shop.system.rank(profile.for_ranking(session), k=HR_K)
+    ranked = service.engine.rank(profile, session, HR_K)
     return any(r.item_id == target for r in ranked)
 
 
@@ -168,7 +174,10 @@ def _talk(
             hits.append(_in_top_10(service, session, target))
         if turn == MAX_TURNS:
             break
-        if reply.question is not None:
+        if reply.question is not None and reply.question.facet == WORDS:
+            picked = shopper.pick_word(reply.question.keys)
+            reply = service.send(session, NO_PREFERENCE if picked is None else reply.question.options[picked])
+        elif reply.question is not None:
             answer = shopper.answer(reply.question.facet)
             offered = {label.casefold(): label for label in reply.question.options}
             text = NO_PREFERENCE if answer.value is None else offered.get(answer.text.casefold(), answer.text)
@@ -232,9 +241,19 @@ def run_conversations(
         shop = assistant.shop
         conversation = settings.conversation
         options = {"min_entropy": conversation.min_entropy, "min_coverage": conversation.min_coverage}
+        order = tuple(name for name in world.order if name != NEED)
         if strategy == "fixed order":
-            order = tuple(name for name in world.order if name != NEED)
             shop.policy = FixedOrderPolicy(facets, order, budget=conversation.question_budget, **options)
+        elif strategy == "fixed + words":
+            if shop.policy.words is None:
+                continue  # the same as the fixed order
+            shop.policy = FixedOrderPolicy(
+                facets,
+                (*order, WORDS),
+                budget=conversation.question_budget,
+                words=shop.policy.words,
+                **options,
+            )
         elif strategy == "no questions":
             shop.policy = QuestionPolicy(facets, budget=0, **options)
         elif strategy != "engine":
@@ -298,15 +317,21 @@ def conversation_json(report: ConversationReport) -> dict[str, object]:
         row["unsourced_example"] = result.example
         rows.append(row)
     by_name = {result.strategy: result for result in report.results}
-    engine, fixed = by_name.get("engine"), by_name.get("fixed order")
-    same = None
-    if engine is not None and fixed is not None and engine.asked and fixed.asked:
+    engine = by_name.get("engine")
+
+    def same_first(fixed: StrategyResult | None) -> float | None:
+        if engine is None or fixed is None or not engine.asked or not fixed.asked:
+            return None
         # The conversations part once their cards differ, so only the first questions are compared.
         pairs = [(a, b) for a, b in zip(engine.asked, fixed.asked, strict=True) if a and b]
-        same = float(np.mean([a[0] == b[0] for a, b in pairs])) if pairs else None
+        return float(np.mean([a[0] == b[0] for a, b in pairs])) if pairs else None
+
+    same = same_first(by_name.get("fixed order"))
+    same_words = same_first(by_name.get("fixed + words"))
     return {
         "vocabulary": report.vocabulary,
         "engine_first_question_same_as_fixed_order": same,
+        "engine_first_question_same_as_fixed_words": same_words,
         "episodes": report.episodes,
         "shoppers": report.shoppers,
         "skipped_without_need": report.skipped,
@@ -354,11 +379,15 @@ def format_conversation(report: ConversationReport) -> str:
     for row in document["results"]:
         firsts = ", ".join(f"{facet} {n}" for facet, n in row["first_question"].items())
         lines.append(f"  {row['strategy']:14} {row['questions_per_episode']:.2f}; first: {firsts}")
-    if document["engine_first_question_same_as_fixed_order"] is not None:
-        share = document["engine_first_question_same_as_fixed_order"]
-        lines.append(
-            f"  where both asked, the engine's first question is the fixed order's in {share:.1%} of episodes"
-        )
+    for key, name in (
+        ("engine_first_question_same_as_fixed_order", "fixed order"),
+        ("engine_first_question_same_as_fixed_words", "fixed + words"),
+    ):
+        if document[key] is not None:
+            lines.append(
+                f'  the engine\'s first question is the same as "{name}" in {document[key]:.1%} of the episodes '
+                "where both asked"
+            )
     lines.append("explanations shown (template sentences, as the benchmark shows them), and those with a")
     lines.append("fact that the catalog, the store's history and the shopper's words do not support:")
     for row in document["results"]:

@@ -19,7 +19,9 @@ What a turn does, in order:
    "cheaper" and "cheapest" use prices when the catalog has them and say so when it does not.
 5. Then the question policy (:mod:`assistant.policy`) asks the most telling question, or the ranking system
    ranks and the best :data:`SLATE_SIZE` unseen items are shown as cards, each with its score parts and a
-   grounded explanation (:mod:`assistant.explain`).
+   grounded explanation (:mod:`assistant.explain`). Words the shopper picked in answer to a question on title
+   words (:data:`assistant.policy.WORDS`) join the need, and the items whose titles have all of them come first,
+   in the ranking's order (:meth:`Engine.rank`), in the slates and in the candidates the policy weighs.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import numpy as np
 
 from assistant.explain import Explanation, explain
 from assistant.grounding import catalog_brands
-from assistant.policy import NO_PREFERENCE, Question, QuestionPolicy
+from assistant.policy import NO_PREFERENCE, WORDS, Question, QuestionPolicy
 from assistant.profile import InterestProfile, ProfileError
 from assistant.resolve import CategoryResolver
 from assistant.understand import CatalogVocabulary, Intent, Understanding, understand
@@ -43,6 +45,7 @@ from ranking.system import RankingSystem, ScoreParts
 from retrieval.profile import PRICE, Constraint, Op
 
 SLATE_SIZE = 5
+PICKED_DEPTH = 10
 MAX_MESSAGE_CHARS = 2000
 SHOW_OTHERS = "Show others"
 START_OVER = "Start over"
@@ -177,6 +180,7 @@ class Conversation:
                 "options": list(pending.options),
                 "keys": list(pending.keys),
                 "entropy": pending.entropy,
+                "reach": pending.reach,
             },
             "on_screen": list(self.on_screen),
             "slate": [card.to_dict() for card in self.slate],
@@ -205,6 +209,7 @@ class Conversation:
                     tuple(raw["options"]),
                     tuple(raw["keys"]),
                     float(raw["entropy"]),
+                    float(raw.get("reach", 0.0)),  # states stored before questions had a reach lack it
                 )
             )
             return cls(
@@ -329,6 +334,9 @@ class Engine:
         key = question.key_of(text)
         if key is None:
             return None
+        if question.facet == WORDS:
+            profile = state.profile.with_words(key, WORDS, "quick reply", state.turn)
+            return replace(state, profile=profile, pending=None)
         profile = state.profile.with_slot(Constraint(question.facet, Op.EQ, key), "quick reply", state.turn)
         return replace(state, profile=profile, pending=None)
 
@@ -362,9 +370,12 @@ class Engine:
         profile = state.profile.apply(understood, state.turn)
         pending = state.pending
         if pending is not None and (
-            Intent.NO_PREFERENCE in intents or any(edit.facet == pending.facet for edit in understood.edits)
+            Intent.NO_PREFERENCE in intents
+            or any(edit.facet == pending.facet for edit in understood.edits)
+            or (pending.facet == WORDS and understood.need and self.shop.vocabulary.knows(understood.need))
         ):
-            if Intent.NO_PREFERENCE in intents:
+            if Intent.NO_PREFERENCE in intents or pending.facet == WORDS:
+                # Words typed in answer to the question on title words answer it too (they joined the need).
                 profile = profile.skipped(pending.facet)
             pending = None
         state = replace(state, profile=profile, pending=pending)
@@ -453,7 +464,7 @@ class Engine:
         """The question to ask now, and the candidates it was chosen on (catalog positions, best first)."""
         if state.asked >= self.shop.policy.budget or self.shop.candidates is None:
             return None, np.empty(0, dtype=np.int64)
-        positions = self.shop.candidates(state.profile.for_ranking())
+        positions = self._picked_first(self.shop.candidates(state.profile.for_ranking()), state.profile)
         return self.shop.policy.question(positions, state.profile, state.asked), positions
 
     def _recommend(
@@ -489,11 +500,31 @@ class Engine:
         text = _say([lead], "Here is what I'd pick for you:" if not lead else "")
         return state, Reply(text, (SHOW_OTHERS, START_OVER), cards=cards)
 
+    def _picked_first(self, positions: np.ndarray, profile: InterestProfile) -> np.ndarray:
+        """Catalog positions, best first, with the items whose titles have every word the shopper picked
+        (:data:`assistant.policy.WORDS` slots) moved ahead of the others, in their order."""
+        words = self.shop.policy.words
+        picked = tuple(str(slot.constraint.value) for slot in profile.slots if slot.facet == WORDS)
+        if words is None or not picked or not len(positions):
+            return positions
+        has = words.has_all(positions, picked)
+        return np.concatenate([positions[has], positions[~has]])
+
+    def rank(self, profile: InterestProfile, session_id: str, k: int) -> list:
+        """The ``k`` best unseen items for a profile, as the ranking system orders them, except that the items
+        whose titles have every word the shopper picked come first (ranked :data:`PICKED_DEPTH` times deeper)."""
+        if not any(slot.facet == WORDS for slot in profile.slots):
+            return self.shop.system.rank(profile.for_ranking(session_id), k=k)
+        ranked = self.shop.system.rank(profile.for_ranking(session_id), k=k * PICKED_DEPTH)
+        positions = np.array([r.position for r in ranked], dtype=np.int64)
+        by_position = {r.position: r for r in ranked}
+        return [by_position[int(p)] for p in self._picked_first(positions, profile)[:k]]
+
     def _rank(self, profile: InterestProfile, session_id: str, by_price: bool = False):
         size = self.shop.slate_size
         if not by_price:
-            return self.shop.system.rank(profile.for_ranking(session_id), k=size)
-        ranked = self.shop.system.rank(profile.for_ranking(session_id), k=size * 10)
+            return self.rank(profile, session_id, size)
+        ranked = self.rank(profile, session_id, size * 10)
         catalog = self.shop.catalog
         priced = [r for r in ranked if catalog.items[r.position].price is not None]
         return sorted(priced, key=lambda r: catalog.items[r.position].price.amount)[:size]

@@ -105,6 +105,14 @@ class InterestProfile:
         """The profile with ``facet`` answered "no preference" (never asked again, nothing constrained)."""
         return replace(self, answered=_added(self.answered, [_answer_key(facet)]))
 
+    def with_words(self, words: str, facet: str, said: str = "", turn: int = 0) -> InterestProfile:
+        """The profile with ``words`` picked in answer to the question on ``facet`` (a question whose answer is
+        words, not a facet value: :data:`assistant.policy.WORDS`): a slot ``facet = words`` (which the ranking
+        layer does not filter on; :class:`assistant.engine.Engine` puts the items whose titles have the words
+        first), and the words joined to the needs, for retrieval to read."""
+        profile = self.with_slot(Constraint(facet, Op.EQ, words), said, turn)
+        return replace(profile, needs=(*profile.needs, words))
+
     def apply(self, understood: Understanding, turn: int) -> InterestProfile:
         """Fold one message's slot edits and need into the profile."""
         profile = self

@@ -14,7 +14,9 @@ Answer orders (:class:`Order`, see :func:`question_order`):
 Facets with fewer than two values are left out of the order. A category answer is the target's own value at
 that level, or "no preference" when it has none. The brand answer is the target's brand, except "no
 preference" with probability ``EvalSettings.brand_no_preference`` (drawn once per episode from its seed) or when
-the target has no brand. Price band and attributes answer the target's value or "no preference".
+the target has no brand. Price band and attributes answer the target's value or "no preference". The conversation
+engine's question on title words is answered with the first offered word the target's title has, "no preference"
+when it has none (:meth:`SimulatedShopper.pick_word`).
 
 Need statements come in three vocabularies (:class:`Vocabulary`); with no usable word the shopper states no need
 ("no preference"). Words are the letter runs of :func:`content_words`; brand words (the target's and every catalog
@@ -350,6 +352,14 @@ class SimulatedShopper:
         if value is None or (facet.kind is FacetKind.BRAND and self._brand_withheld):
             return Answer(question, None, NO_PREFERENCE)
         return Answer(question, value.key, value.label)
+
+    def pick_word(self, keys: Iterable[str]) -> int | None:
+        """The answer to a question on title words (:data:`assistant.policy.WORDS`): the position of the first
+        offered word key that the target's title has, ``None`` ("no preference") when it has none of them."""
+        from assistant.title_words import title_keys
+
+        own = set(title_keys(self._target.title))
+        return next((n for n, key in enumerate(keys) if key in own), None)
 
     def react(self, item_ids: Iterable[str]) -> dict[str, Reaction]:
         """Likes the target and the shopper's other items, dislikes everything else."""

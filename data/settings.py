@@ -166,6 +166,9 @@ class UnderstandingSettings:
     llm_candidates: int = 4
 
 
+QUESTION_CHOICES = ("reach", "entropy")
+
+
 @dataclass(frozen=True)
 class ConversationSettings:
     # The question policy (assistant/policy.py): most questions per conversation, the least entropy (nats) of the
@@ -175,6 +178,13 @@ class ConversationSettings:
     min_entropy: float = 0.5
     min_coverage: float = 0.6
     policy_candidates: int = 50
+    # Also ask about the words of the candidates' titles that split them best (assistant/title_words.py); the word
+    # picked joins the shopper's need, and the items whose titles have it come first.
+    word_questions: bool = True
+    # Which of the questions worth asking is asked: "reach" (the one whose answer is expected to put the most
+    # candidate mass on the next cards) or "entropy" (the one whose answer tells the most); chosen on validation
+    # conversations (docs/benchmarks.md).
+    question_choice: str = "reach"
     # Cards per recommendation.
     slate_size: int = 5
     # Show the candidates' first items beside each question (chosen on validation conversations).
@@ -183,6 +193,12 @@ class ConversationSettings:
     session_store: str = ""
     # Sessions untouched this long are deleted (hours).
     session_ttl_hours: float = 72.0
+
+    def __post_init__(self) -> None:
+        if self.question_choice not in QUESTION_CHOICES:
+            raise FieldError(
+                "question_choice", f"{self.question_choice!r}: use one of {', '.join(QUESTION_CHOICES)}"
+            )
 
 
 @dataclass(frozen=True)

@@ -404,3 +404,25 @@ def test_the_login_blocks_an_address_over_the_failure_limit_until_its_bucket_ref
     now[0] = 31.0  # one failure a 30 s comes back
     assert status(header(USER, PASSWORD)) == 200
     assert [status(header(USER, "nope")) for _ in range(2)] == [401, 429]
+
+
+def test_an_agent_clears_the_title_words_a_shopper_picked(tmp_path):
+    from tests.test_title_words import kitchen
+    from ui.console import build_console
+
+    service = small_assistant(tmp_path, catalog=kitchen()).service
+    assert service.send("k", "i need a kettle").question.facet == "words"
+    service.send("k", "Stovetop")
+    assert [s.facet for s in service.view("k").conversation.profile.slots] == ["category_2", "words"]
+    settings = ServerSettings(
+        console_user=USER, console_password_hash=HASH, console_failed_logins_per_minute=1000
+    )
+    with (
+        running(build_console(service, settings), free_port()) as url,
+        httpx.Client(base_url=url, auth=(USER, PASSWORD), timeout=60) as client,
+    ):
+        page = client.get("/sessions/k")
+        assert '<option value="words">Title words picked (words)</option>' in page.text
+        assert post(client, "k", "clear", facet="words").status_code == 200
+    profile = service.view("k").conversation.profile
+    assert [s.facet for s in profile.slots] == ["category_2"] and profile.is_answered("words")

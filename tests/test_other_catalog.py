@@ -175,11 +175,16 @@ def test_a_scripted_chat_runs_the_whole_pipeline_on_that_catalog(store):
     assert turns[4]["reply"]["text"].startswith("There is no #9")
 
 
-def test_the_conversation_benchmark_runs_the_three_strategies_on_that_catalog(store):
+def test_the_conversation_benchmark_runs_the_four_strategies_on_that_catalog(store):
     _, _, runs, _, _ = store
     report = json.loads(runs["conversation"].stdout)
     assert report["episodes"] == 6 and report["max_turns"] == 15
-    assert [row["strategy"] for row in report["results"]] == ["engine", "fixed order", "no questions"]
+    assert [row["strategy"] for row in report["results"]] == [
+        "engine",
+        "fixed order",
+        "fixed + words",
+        "no questions",
+    ]
     for row in report["results"]:
         shown = row["shown_by_turn"]
         assert len(shown) == 15 and shown == sorted(shown) and 0.0 <= shown[-1] <= 1.0
@@ -190,7 +195,7 @@ def test_the_conversation_benchmark_runs_the_three_strategies_on_that_catalog(st
         assert len(hit_rate) == 15 and all(s <= h <= 1.0 for s, h in zip(shown, hit_rate, strict=True))
         assert all(c["interval"][0] <= c["value"] <= c["interval"][1] for c in row["hr@10_by_turn"])
         assert sum(row["first_question"].values()) == 6
-    no_questions = report["results"][2]
+    no_questions = report["results"][3]
     assert no_questions["questions_per_episode"] == 0.0 and no_questions["first_question"] == {"none": 6}
 
 

@@ -36,6 +36,11 @@ def test_config_file_named_by_environment(tmp_path: Path):
         ("[eval\n", {}, "not valid TOML"),
         ("", {"CONCIERGE_EVAL_SEED": "1.5"}, "CONCIERGE_EVAL_SEED: '1.5' is not a valid int"),
         ("", {"CONCIERGE_SERVER_PORTT": "1"}, "CONCIERGE_SERVER_PORTT: unknown setting"),
+        (
+            "[conversation]\nquestion_choice = 'most'\n",
+            {},
+            "[conversation] question_choice: 'most': use one of reach, entropy",
+        ),
     ],
 )
 def test_bad_settings_name_the_place(tmp_path: Path, text: str, environ: dict, message: str):

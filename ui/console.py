@@ -44,6 +44,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from starlette.exceptions import HTTPException
 
 from assistant.engine import Card
+from assistant.policy import WORDS
 from assistant.profile import CATEGORY, InterestProfile
 from assistant.service import MAX_SESSION_ID, ActionFailed, AssistantService, SessionView
 from data.facets import Facet
@@ -132,6 +133,8 @@ def build_console(service: AssistantService, settings: ServerSettings) -> FastAP
     if shop.vocabulary.has_prices:
         settable[PRICE] = "Price"
     clearable = {CATEGORY: "Category (every level)", **settable}
+    if shop.policy.words is not None:
+        clearable[WORDS] = "Title words picked"
     static = {name: (STATIC / name).read_bytes() for name in ("console.js", "console.css")}
 
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, dependencies=[Depends(_agent)])

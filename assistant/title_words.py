@@ -1,0 +1,184 @@
+"""Title words that tell candidates apart: what the question policy can offer when the facets are spent.
+
+Many catalogs keep what sets their items apart (how they work, what they are made of, their shape or colour) in
+the titles only, not in any facet. Once a shopper's need has fixed the category, the facets may have nothing left
+to ask but the brand. :class:`TitleWords` finds, among the current candidates, the title words that split them
+best, so the policy can ask "Anything in particular?" with those words as quick replies; the word picked joins
+the shopper's need, where retrieval and the cross-encoder read it, and the items whose titles have it come first
+(:meth:`assistant.engine.Engine.rank`).
+
+The words of a title are its content words (:func:`assistant.simulator.content_words`: letter runs of tokens
+without a digit, three letters or more, no function words or packaging words), grouped by their singular form
+(:func:`assistant.understand.singular`). A word of any brand's name, and a word fewer than :data:`MIN_ITEMS`
+catalog titles use, is never offered. Nothing here knows what a catalog sells: every word comes from its titles.
+
+Choosing the options (:meth:`TitleWords.options`): each candidate carries a share of the score mass; a word's
+share is the mass of the candidates whose title has it. Words the shopper has said already, words that
+almost every or almost no candidate has (share outside :data:`MIN_SHARE` to :data:`MAX_SHARE`), and words of a
+single candidate are left out.
+Options are added greedily, each time the word that most raises the information an answer brings: a candidate
+falls to the first chosen option its title has, and picking option ``i`` (mass ``p_i``) tells ``-log p_i``, so
+the expected information is ``-sum(p_i log p_i)`` over the options (an answer "no preference" tells nothing,
+so the candidates with none of the words add nothing). The options are offered with the most mass first.
+
+Example:
+    >>> import numpy as np
+    >>> from data.schema import Catalog, Item
+    >>> titles = ["Acme Wireless Mouse"] * 6 + ["Acme Wired Mouse"] * 3 + ["Trackball Mouse"] * 3
+    >>> catalog = Catalog([Item(str(n), t, brand="Acme") for n, t in enumerate(titles)])
+    >>> words = TitleWords.build(catalog)
+    >>> labels, keys, information = words.options(np.arange(12), np.full(12, 1 / 12), said="a mouse")
+    >>> labels, keys, round(information, 3)
+    (('Wireless', 'Trackball', 'Wired'), ('wireless', 'trackball', 'wired'), 1.04)
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+
+from assistant.simulator import content_words
+from assistant.understand import singular, words_of
+from data.schema import Catalog
+
+MIN_ITEMS = 3
+MIN_SHARE = 0.05
+MAX_SHARE = 0.8
+MAX_OPTIONS = 5
+MAX_ACRONYM = 4
+_LETTER_RUNS = re.compile(r"[^\W\d_]+")
+
+
+def title_keys(title: str) -> list[str]:
+    """The word keys of a title, in order without repeats (singular forms of its content words).
+
+    Example:
+        >>> title_keys("Ballpoint Pens, Retractable, Black Ink, 12 Pens")
+        ['ballpoint', 'pen', 'retractable', 'black', 'ink']
+    """
+    return list(dict.fromkeys(singular(word) for word in content_words(title)))
+
+
+@dataclass(frozen=True, eq=False)
+class TitleWords:
+    """The catalog's offerable title words (see the module docstring).
+
+    Attributes:
+        keys: Each word's key (its singular form).
+        labels: Each word as shoppers read it (its most common spelling in titles, see :func:`_label`).
+        matrix: Items (catalog order) by words, 1 where the item's title has the word.
+    """
+
+    keys: tuple[str, ...]
+    labels: tuple[str, ...]
+    matrix: sparse.csr_matrix
+
+    @functools.cached_property
+    def _columns(self) -> dict[str, int]:
+        return {key: n for n, key in enumerate(self.keys)}
+
+    @classmethod
+    def build(cls, catalog: Catalog, min_items: int = MIN_ITEMS) -> TitleWords:
+        """The words of a catalog's titles that at least ``min_items`` titles use, brand words left out."""
+        brand_words = {
+            singular(word)
+            for item in catalog
+            if item.brand
+            for word in (*words_of(item.brand), item.brand_key)
+        }
+        spellings: dict[str, Counter[str]] = defaultdict(Counter)
+        per_item = []
+        for item in catalog:
+            keys = []
+            written = {token.casefold(): token for token in _LETTER_RUNS.findall(item.title)}
+            for word in content_words(item.title):
+                key = singular(word)
+                if key not in brand_words:
+                    spellings[key][written.get(word, word)] += 1
+                    keys.append(key)
+            per_item.append(set(keys))
+        counts = Counter(key for keys in per_item for key in keys)
+        kept = sorted(key for key, n in counts.items() if n >= min_items)
+        column = {key: n for n, key in enumerate(kept)}
+        rows, cols = [], []
+        for position, keys in enumerate(per_item):
+            for key in keys:
+                if key in column:
+                    rows.append(position)
+                    cols.append(column[key])
+        matrix = sparse.csr_matrix(
+            (np.ones(len(rows), dtype=np.float64), (rows, cols)), shape=(len(catalog), len(kept))
+        )
+        labels = tuple(_label(spellings[key].most_common(1)[0][0]) for key in kept)
+        return cls(tuple(kept), labels, matrix)
+
+    def has(self, positions: np.ndarray, keys: tuple[str, ...]) -> np.ndarray:
+        """Whether each item (catalog positions) has each word (keys): a boolean array, items by words."""
+        cols = [self._columns[key] for key in keys]
+        return self.matrix[np.asarray(positions, dtype=np.int64)][:, cols].toarray() > 0
+
+    def has_all(self, positions: np.ndarray, keys: tuple[str, ...]) -> np.ndarray:
+        """Whether each item (catalog positions) has every one of the words (keys); a key this catalog's words
+        do not hold is no requirement."""
+        known = tuple(key for key in dict.fromkeys(keys) if key in self._columns)
+        return self.has(positions, known).all(axis=1)
+
+    def options(
+        self, positions: np.ndarray, mass: np.ndarray, said: str | Iterable[str] = ""
+    ) -> tuple[tuple[str, ...], tuple[str, ...], float]:
+        """The words to offer about the candidates (catalog positions with their mass, summing to 1), most
+        likely first: ``(labels, keys, expected information in nats)``; no words and 0.0 when none is worth
+        offering. ``said``: the shopper's words so far (never offered back)."""
+        if not self.keys or not len(positions):
+            return (), (), 0.0
+        said_words = words_of(said) if isinstance(said, str) else [w for text in said for w in words_of(text)]
+        said_keys = {singular(word) for word in said_words}
+        has = self.matrix[np.asarray(positions, dtype=np.int64)].toarray() > 0
+        shares = mass @ has
+        eligible = [
+            int(w)
+            for w in np.flatnonzero((shares >= MIN_SHARE) & (shares <= MAX_SHARE) & (has.sum(axis=0) >= 2))
+            if self.keys[w] not in said_keys
+        ]
+        chosen: list[int] = []
+        free = np.ones(len(positions), dtype=bool)  # candidates no chosen word covers yet
+        information = 0.0
+        while len(chosen) < MAX_OPTIONS:
+            best, best_gain = -1, 0.0
+            for w in eligible:
+                p = float(mass[free & has[:, w]].sum())
+                gain = -p * np.log(p) if p > 0 else 0.0
+                if gain > best_gain + 1e-12:
+                    best, best_gain = w, gain
+            if best < 0:
+                break
+            chosen.append(best)
+            eligible.remove(best)
+            information += float(best_gain)
+            free &= ~has[:, best]
+        # Most likely first: by the mass each option was given.
+        covered = np.zeros(len(positions), dtype=bool)
+        given = []
+        for w in chosen:
+            mine = has[:, w] & ~covered
+            given.append(float(mass[mine].sum()))
+            covered |= has[:, w]
+        order = [w for _, w in sorted(zip(given, chosen, strict=True), key=lambda pair: -pair[0])]
+        return tuple(self.labels[w] for w in order), tuple(self.keys[w] for w in order), information
+
+
+def _label(spelling: str) -> str:
+    """A word as titles write it most often: capitalised when written in lower case or shouted ("BLACK"); an
+    acronym ("DVD", "LED") or a word with inner capitals ("iPhone") kept."""
+    if spelling.islower() or (spelling.isupper() and len(spelling) > MAX_ACRONYM):
+        return spelling.capitalize()
+    return spelling
+
+
+__all__ = ["MAX_OPTIONS", "MAX_SHARE", "MIN_ITEMS", "MIN_SHARE", "TitleWords", "title_keys"]
