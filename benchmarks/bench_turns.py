@@ -11,6 +11,9 @@ one conversation, then:
 - **alone**: for each of a fixed list of shopper needs, a new session says the need (a *question* turn when the
   policy asks, else a recommendation), then "show me products" (a *recommendation* turn up to the shown cards,
   reranking and template explanations included); each turn timed on its own, p50 and p95 per kind;
+- **answers**: for each of the same needs, a new session says the need and then answers every question with its
+  first quick reply (a brand, or a title word: the slate after a picked word ranks deeper); each answer's turn
+  timed on its own, whatever it leads to (the next question or the cards);
 - **at once**: ``--sessions`` threads, each its own session, each saying a need then "show me products"
   ``--rounds`` times; every turn timed, p50 and p95, and errors counted (a turn that raises or returns the
   failure text). Each round's need is one this process has not seen yet (a category label of the catalog, most
@@ -81,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from assistant.build import build_assistant
+    from assistant.policy import WORDS
     from assistant.service import FAILURE_TEXT
     from assistant.sessions import MemoryStore
     from data.settings import load_settings
@@ -103,6 +107,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         reply = service.send(session, "show me products")
         if reply.cards:
             recommendation.append(time.perf_counter() - t)
+
+    answered: list[float] = []
+    words_answered = 0
+    for n, need in enumerate(NEEDS):
+        session = f"answers-{n}"
+        service.start(session)
+        reply = service.send(session, need)
+        while reply.question is not None and reply.question.options:
+            words_answered += reply.question.facet == WORDS
+            t = time.perf_counter()
+            reply = service.send(session, reply.question.options[0])
+            answered.append(time.perf_counter() - t)
 
     fresh = fresh_needs(assistant.shop.facets, args.sessions * args.rounds)
     together: list[float] = []
@@ -140,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "build_s": build_s,
         "question_turn": percentiles(question),
         "recommendation_turn": percentiles(recommendation),
+        "answer_turn": {**percentiles(answered), "to_a_word_question": words_answered},
         "at_once": {
             **percentiles(together),
             "sessions": args.sessions,
@@ -157,9 +174,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, key in (
         ("question (alone)", "question_turn"),
         ("recommendation (alone)", "recommendation_turn"),
+        ("answer, first option (alone)", "answer_turn"),
     ):
         row = document[key]
-        print(f"{name:28} {row['n']:>4} {row['p50_ms']:>8.0f} {row['p95_ms']:>8.0f}")
+        print(f"{name:28} {row['n']:>4} {row['p50_ms']:>8.0f} {row['p95_ms']:>8.0f}", end="")
+        print(f"   ({row['to_a_word_question']} to a word question)" if key == "answer_turn" else "")
     row = document["at_once"]
     print(
         f"{f'{args.sessions} sessions at once':28} {row['n']:>4} {row['p50_ms']:>8.0f} {row['p95_ms']:>8.0f}"
