@@ -93,7 +93,8 @@ _STOP_TEXT = """
 _STOP_WORDS = frozenset(_STOP_TEXT.split())
 
 
-def _raw_tokens(text: str) -> list[str]:
+def raw_tokens(text: str) -> list[str]:
+    """A text's tokens: split at spaces and punctuation that never joins a word (hyphens and dots stay)."""
     return [token for token in _RAW_TOKEN_SPLIT.split(text) if token]
 
 
@@ -101,7 +102,7 @@ def _words(text: str) -> list[str]:
     """Lowercase letter runs of the tokens without a digit (a token with one is a model number or a size)."""
     return [
         word.casefold()
-        for token in _raw_tokens(text)
+        for token in raw_tokens(text)
         if not any(ch.isdigit() for ch in token)
         for word in _LETTERS.findall(token)
     ]

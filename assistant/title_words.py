@@ -7,10 +7,13 @@ best, so the policy can ask "Anything in particular?" with those words as quick 
 the shopper's need, where retrieval and the cross-encoder read it, and the items whose titles have it come first
 (:meth:`assistant.engine.Engine.rank`).
 
-The words of a title are its content words (:func:`assistant.simulator.content_words`: letter runs of tokens
-without a digit, three letters or more, no function words or packaging words), grouped by their singular form
-(:func:`assistant.understand.singular`). A word of any brand's name, and a word fewer than :data:`MIN_ITEMS`
-catalog titles use, is never offered. Nothing here knows what a catalog sells: every word comes from its titles.
+The words of a title (:func:`title_words`) are its content words (:func:`assistant.simulator.content_words`:
+letter runs of tokens without a digit, three letters or more, no function words or packaging words), with a
+compound of letters joined by hyphens ("Cross-Cut", "Wall-Mounted") kept as one word, grouped by their singular
+form (:func:`assistant.understand.singular`). Never offered: a word of any brand's name, a word fewer than
+:data:`MIN_ITEMS` catalog titles use, a word that mostly follows a number (a unit or a count: "12 Sheets"), and a
+word mostly written with a capital inside (a brand or product line the catalog names only in titles:
+"AmazonBasics"). Nothing here knows what a catalog sells: every word and every rule comes from its titles.
 
 Choosing the options (:meth:`TitleWords.options`): each candidate carries a share of the score mass; a word's
 share is the mass of the candidates whose title has it. Words the shopper has said already, words that
@@ -35,6 +38,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -43,7 +47,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from assistant.simulator import content_words
+from assistant.simulator import content_words, raw_tokens
 from assistant.understand import singular, words_of
 from data.schema import Catalog
 
@@ -53,16 +57,43 @@ MAX_SHARE = 0.8
 MAX_OPTIONS = 5
 MAX_ACRONYM = 4
 _LETTER_RUNS = re.compile(r"[^\W\d_]+")
+_COMPOUND = re.compile(r"[^\W\d_]+(?:-[^\W\d_]+)+")
 
 
 def title_keys(title: str) -> list[str]:
-    """The word keys of a title, in order without repeats (singular forms of its content words).
+    """The word keys of a title, in order without repeats (see :func:`title_words`).
 
     Example:
-        >>> title_keys("Ballpoint Pens, Retractable, Black Ink, 12 Pens")
-        ['ballpoint', 'pen', 'retractable', 'black', 'ink']
+        >>> title_keys("Ballpoint Pens, Retractable, Black Ink, 12 Pens, Cross-Cut")
+        ['ballpoint', 'pen', 'retractable', 'black', 'ink', 'cross-cut']
     """
-    return list(dict.fromkeys(singular(word) for word in content_words(title)))
+    return list(dict.fromkeys(key for key, _, _ in title_words(title)))
+
+
+def title_words(title: str) -> list[tuple[str, str, bool]]:
+    """``(key, spelling, after a number)`` for each word of a title, in order: a compound of letters joined by
+    hyphens ("Cross-Cut") is one word, any other token gives its content words
+    (:func:`assistant.simulator.content_words`); the key is the lower-case singular. A token with a digit gives no
+    word, and marks the word after it as following a number ("12 Sheets").
+
+    Example:
+        >>> title_words("Shredder, 12 Sheets, Cross-Cut")
+        [('shredder', 'Shredder', False), ('sheet', 'Sheets', True), ('cross-cut', 'Cross-Cut', False)]
+    """
+    out = []
+    after_number = False
+    for token in raw_tokens(title):
+        if any(ch.isdigit() for ch in token):
+            after_number = True
+            continue
+        if _COMPOUND.fullmatch(token) and content_words(token):
+            words = [(token.casefold(), token)]
+        else:
+            written = {run.casefold(): run for run in _LETTER_RUNS.findall(token)}
+            words = [(word, written.get(word, word)) for word in content_words(token)]
+        out.extend((singular(word), spelling, after_number) for word, spelling in words)
+        after_number = False
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,21 +121,25 @@ class TitleWords:
             singular(word)
             for item in catalog
             if item.brand
-            for word in (*words_of(item.brand), item.brand_key)
+            for word in (*words_of(item.brand), item.brand_key, item.brand.casefold())
         }
         spellings: dict[str, Counter[str]] = defaultdict(Counter)
+        after_number: Counter[str] = Counter()
         per_item = []
         for item in catalog:
             keys = []
-            written = {token.casefold(): token for token in _LETTER_RUNS.findall(item.title)}
-            for word in content_words(item.title):
-                key = singular(word)
+            for key, spelling, counted in title_words(item.title):
                 if key not in brand_words:
-                    spellings[key][written.get(word, word)] += 1
+                    spellings[key][spelling] += 1
+                    after_number[key] += counted
                     keys.append(key)
             per_item.append(set(keys))
         counts = Counter(key for keys in per_item for key in keys)
-        kept = sorted(key for key, n in counts.items() if n >= min_items)
+        kept = sorted(
+            key
+            for key, n in counts.items()
+            if n >= min_items and not _is_unit(key, spellings, after_number) and not _is_name(spellings[key])
+        )
         column = {key: n for n, key in enumerate(kept)}
         rows, cols = [], []
         for position, keys in enumerate(per_item):
@@ -173,6 +208,18 @@ class TitleWords:
         return tuple(self.labels[w] for w in order), tuple(self.keys[w] for w in order), information
 
 
+def _is_unit(key: str, spellings: dict[str, Counter[str]], after_number: Counter[str]) -> bool:
+    """Whether a word mostly follows a number ("12 Sheets", "3 Drawer"): a unit or a count, not a feature."""
+    return after_number[key] * 2 >= sum(spellings[key].values())
+
+
+def _is_name(spellings: Counter[str]) -> bool:
+    """Whether a word is mostly written with a capital inside ("AmazonBasics", "iPhone", "LaserJet"): the name of
+    a brand or a product line, which a catalog without that brand names only in its titles."""
+    spelling = spellings.most_common(1)[0][0]
+    return any(a.islower() and b.isupper() for a, b in itertools.pairwise(spelling))
+
+
 def _label(spelling: str) -> str:
     """A word as titles write it most often: capitalised when written in lower case or shouted ("BLACK"); an
     acronym ("DVD", "LED") or a word with inner capitals ("iPhone") kept."""
@@ -181,4 +228,4 @@ def _label(spelling: str) -> str:
     return spelling
 
 
-__all__ = ["MAX_OPTIONS", "MAX_SHARE", "MIN_ITEMS", "MIN_SHARE", "TitleWords", "title_keys"]
+__all__ = ["MAX_OPTIONS", "MAX_SHARE", "MIN_ITEMS", "MIN_SHARE", "TitleWords", "title_keys", "title_words"]

@@ -48,6 +48,18 @@ def test_words_are_the_titles_content_words_used_by_three_titles_brand_words_lef
     assert TitleWords.build(players).labels == ("Black", "DVD", "Player", "Portable")
 
 
+def test_units_names_and_hyphenated_brands_are_never_offered_compounds_are_one_word() -> None:
+    staplers = Catalog(
+        [Item(f"q{n}", "QuietCo Stapler, 20 Sheets, Full-Strip") for n in range(3)]
+        + [Item(f"p{n}", "Post-it Stapler, 40 Sheets, Half-Strip", brand="Post-it") for n in range(3)]
+    )
+    words = TitleWords.build(staplers)
+    # "sheet" follows a number (a count), "QuietCo" has a capital inside (a name the catalog has as no brand),
+    # "post-it" is a brand; the strip kinds are one word each.
+    assert words.keys == ("full-strip", "half-strip", "stapler")
+    assert words.labels == ("Full-Strip", "Half-Strip", "Stapler")
+
+
 def test_options_split_the_candidates_and_leave_out_what_was_said_and_what_all_share() -> None:
     words = TitleWords.build(kitchen())
     kettles = np.arange(7)
