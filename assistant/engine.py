@@ -41,7 +41,7 @@ from assistant.resolve import CategoryResolver
 from assistant.understand import CatalogVocabulary, Intent, Understanding, understand
 from data.facets import Facets
 from data.schema import Catalog, Item
-from ranking.system import RankingSystem, ScoreParts
+from ranking.system import Ranked, RankingSystem, ScoreParts
 from retrieval.profile import PRICE, Constraint, Op
 
 SLATE_SIZE = 5
@@ -510,7 +510,7 @@ class Engine:
         has = words.has_all(positions, picked)
         return np.concatenate([positions[has], positions[~has]])
 
-    def rank(self, profile: InterestProfile, session_id: str, k: int) -> list:
+    def rank(self, profile: InterestProfile, session_id: str, k: int) -> list[Ranked]:
         """The ``k`` best unseen items for a profile, as the ranking system orders them, except that the items
         whose titles have every word the shopper picked come first (ranked :data:`PICKED_DEPTH` times deeper)."""
         if not any(slot.facet == WORDS for slot in profile.slots):
