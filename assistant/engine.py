@@ -335,7 +335,7 @@ class Engine:
         if key is None:
             return None
         if question.facet == WORDS:
-            profile = state.profile.with_words(key, WORDS, "quick reply", state.turn)
+            profile = state.profile.with_words(key, "quick reply", state.turn)
             return replace(state, profile=profile, pending=None)
         profile = state.profile.with_slot(Constraint(question.facet, Op.EQ, key), "quick reply", state.turn)
         return replace(state, profile=profile, pending=None)
@@ -502,18 +502,17 @@ class Engine:
 
     def _picked_first(self, positions: np.ndarray, profile: InterestProfile) -> np.ndarray:
         """Catalog positions, best first, with the items whose titles have every word the shopper picked
-        (:data:`assistant.policy.WORDS` slots) moved ahead of the others, in their order."""
+        (:attr:`InterestProfile.picked_words`) moved ahead of the others, in their order."""
         words = self.shop.policy.words
-        picked = tuple(str(slot.constraint.value) for slot in profile.slots if slot.facet == WORDS)
-        if words is None or not picked or not len(positions):
+        if words is None or not profile.picked_words or not len(positions):
             return positions
-        has = words.has_all(positions, picked)
+        has = words.has_all(positions, profile.picked_words)
         return np.concatenate([positions[has], positions[~has]])
 
     def rank(self, profile: InterestProfile, session_id: str, k: int) -> list[Ranked]:
         """The ``k`` best unseen items for a profile, as the ranking system orders them, except that the items
         whose titles have every word the shopper picked come first (ranked :data:`PICKED_DEPTH` times deeper)."""
-        if not any(slot.facet == WORDS for slot in profile.slots):
+        if self.shop.policy.words is None or not profile.picked_words:
             return self.shop.system.rank(profile.for_ranking(session_id), k=k)
         ranked = self.shop.system.rank(profile.for_ranking(session_id), k=k * PICKED_DEPTH)
         positions = np.array([r.position for r in ranked], dtype=np.int64)

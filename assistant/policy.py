@@ -44,14 +44,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from assistant.grounding import is_placeholder_brand
-from assistant.profile import InterestProfile, is_category
+from assistant.profile import WORDS, InterestProfile, is_category
 from assistant.title_words import TitleWords
 from data.facets import Facet, FacetKind, Facets
 from data.settings import QUESTION_CHOICES
 
 NO_PREFERENCE = "No preference"
 MAX_OPTIONS = 5
-WORDS = "words"  # the question about title words (no catalog facet has this name)
 
 
 @dataclass(frozen=True)
@@ -171,12 +170,14 @@ class QuestionPolicy:
         if self.words is not None and not profile.is_answered(WORDS):
             # Words already said (in the need, or behind a slot: "kettle" set the category) are not offered back.
             said = (*profile.needs, *(slot.said for slot in profile.slots))
-            labels, keys, information = self.words.options(positions, mass, said)
-            if information >= self.min_entropy and len(labels) >= 2:
-                has = self.words.has(positions, keys)
-                buckets = np.where(has.any(axis=1), has.argmax(axis=1), -1)
-                reach = _reach(buckets, mass, self.horizon)
-                out.append(Question(WORDS, "Anything in particular?", labels, keys, information, reach))
+            offer = self.words.options(positions, mass, said)
+            if offer.information >= self.min_entropy and len(offer.labels) >= 2:
+                reach = _reach(offer.groups, mass, self.horizon)
+                out.append(
+                    Question(
+                        WORDS, "Anything in particular?", offer.labels, offer.keys, offer.information, reach
+                    )
+                )
         return out
 
     def opening(self) -> Question | None:

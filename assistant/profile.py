@@ -37,6 +37,9 @@ VERSION = 1
 # The needs kept for retrieval: the latest few say what the shopper wants now.
 MAX_NEEDS = 3
 CATEGORY = "category"
+WORDS = (
+    "words"  # the slot of title words picked in answer to the policy's question on them (no catalog facet)
+)
 
 
 class ProfileError(ValueError):
@@ -105,13 +108,17 @@ class InterestProfile:
         """The profile with ``facet`` answered "no preference" (never asked again, nothing constrained)."""
         return replace(self, answered=_added(self.answered, [_answer_key(facet)]))
 
-    def with_words(self, words: str, facet: str, said: str = "", turn: int = 0) -> InterestProfile:
-        """The profile with ``words`` picked in answer to the question on ``facet`` (a question whose answer is
-        words, not a facet value: :data:`assistant.policy.WORDS`): a slot ``facet = words`` (which the ranking
-        layer does not filter on; :class:`assistant.engine.Engine` puts the items whose titles have the words
-        first), and the words joined to the needs, for retrieval to read."""
-        profile = self.with_slot(Constraint(facet, Op.EQ, words), said, turn)
+    def with_words(self, words: str, said: str = "", turn: int = 0) -> InterestProfile:
+        """The profile with ``words`` picked in answer to the question on title words: a :data:`WORDS` slot
+        (which the ranking layer does not filter on; :class:`assistant.engine.Engine` puts the items whose titles
+        have the words first), and the words joined to the needs, for retrieval to read."""
+        profile = self.with_slot(Constraint(WORDS, Op.EQ, words), said, turn)
         return replace(profile, needs=(*profile.needs, words))
+
+    @property
+    def picked_words(self) -> tuple[str, ...]:
+        """The title words picked (the values of the :data:`WORDS` slots), in the order picked."""
+        return tuple(str(slot.constraint.value) for slot in self.slots if slot.facet == WORDS)
 
     def apply(self, understood: Understanding, turn: int) -> InterestProfile:
         """Fold one message's slot edits and need into the profile."""
@@ -265,4 +272,4 @@ def _replaced_by(slot: Slot, new: Constraint, turn: int) -> bool:
     return old.op is Op.EQ and old.value == new.value
 
 
-__all__ = ["CATEGORY", "VERSION", "InterestProfile", "ProfileError", "Slot", "is_category"]
+__all__ = ["CATEGORY", "VERSION", "WORDS", "InterestProfile", "ProfileError", "Slot", "is_category"]

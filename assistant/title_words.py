@@ -30,9 +30,9 @@ Example:
     >>> titles = ["Acme Wireless Mouse"] * 6 + ["Acme Wired Mouse"] * 3 + ["Trackball Mouse"] * 3
     >>> catalog = Catalog([Item(str(n), t, brand="Acme") for n, t in enumerate(titles)])
     >>> words = TitleWords.build(catalog)
-    >>> labels, keys, information = words.options(np.arange(12), np.full(12, 1 / 12), said="a mouse")
-    >>> labels, keys, round(information, 3)
-    (('Wireless', 'Trackball', 'Wired'), ('wireless', 'trackball', 'wired'), 1.04)
+    >>> offer = words.options(np.arange(12), np.full(12, 1 / 12), said="a mouse")
+    >>> offer.labels, offer.keys, round(offer.information, 3), offer.groups.tolist()
+    (('Wireless', 'Trackball', 'Wired'), ('wireless', 'trackball', 'wired'), 1.04, [0, 0, 0, 0, 0, 0, 2, 2, 2, 1, 1, 1])
 """
 
 from __future__ import annotations
@@ -153,25 +153,18 @@ class TitleWords:
         labels = tuple(_label(spellings[key].most_common(1)[0][0]) for key in kept)
         return cls(tuple(kept), labels, matrix)
 
-    def has(self, positions: np.ndarray, keys: tuple[str, ...]) -> np.ndarray:
-        """Whether each item (catalog positions) has each word (keys): a boolean array, items by words."""
-        cols = [self._columns[key] for key in keys]
-        return self.matrix[np.asarray(positions, dtype=np.int64)][:, cols].toarray() > 0
-
     def has_all(self, positions: np.ndarray, keys: tuple[str, ...]) -> np.ndarray:
         """Whether each item (catalog positions) has every one of the words (keys); a key this catalog's words
         do not hold is no requirement."""
-        known = tuple(key for key in dict.fromkeys(keys) if key in self._columns)
-        return self.has(positions, known).all(axis=1)
+        cols = [self._columns[key] for key in dict.fromkeys(keys) if key in self._columns]
+        return (self.matrix[np.asarray(positions, dtype=np.int64)][:, cols].toarray() > 0).all(axis=1)
 
-    def options(
-        self, positions: np.ndarray, mass: np.ndarray, said: str | Iterable[str] = ""
-    ) -> tuple[tuple[str, ...], tuple[str, ...], float]:
+    def options(self, positions: np.ndarray, mass: np.ndarray, said: str | Iterable[str] = "") -> WordOptions:
         """The words to offer about the candidates (catalog positions with their mass, summing to 1), most
-        likely first: ``(labels, keys, expected information in nats)``; no words and 0.0 when none is worth
-        offering. ``said``: the shopper's words so far (never offered back)."""
+        likely first (see :class:`WordOptions`; none when no word is worth offering). ``said``: the shopper's
+        words so far (never offered back)."""
         if not self.keys or not len(positions):
-            return (), (), 0.0
+            return WordOptions((), (), 0.0, np.full(len(positions), -1, dtype=np.int64))
         said_words = words_of(said) if isinstance(said, str) else [w for text in said for w in words_of(text)]
         said_keys = {singular(word) for word in said_words}
         has = self.matrix[np.asarray(positions, dtype=np.int64)].toarray() > 0
@@ -181,31 +174,51 @@ class TitleWords:
             for w in np.flatnonzero((shares >= MIN_SHARE) & (shares <= MAX_SHARE) & (has.sum(axis=0) >= 2))
             if self.keys[w] not in said_keys
         ]
-        chosen: list[int] = []
+        chosen: list[tuple[float, int]] = []  # (the mass the word took, the word), in the order chosen
         free = np.ones(len(positions), dtype=bool)  # candidates no chosen word covers yet
         information = 0.0
         while len(chosen) < MAX_OPTIONS:
-            best, best_gain = -1, 0.0
+            best, best_mass, best_gain = -1, 0.0, 0.0
             for w in eligible:
                 p = float(mass[free & has[:, w]].sum())
                 gain = -p * np.log(p) if p > 0 else 0.0
                 if gain > best_gain + 1e-12:
-                    best, best_gain = w, gain
+                    best, best_mass, best_gain = w, p, gain
             if best < 0:
                 break
-            chosen.append(best)
+            chosen.append((best_mass, best))
             eligible.remove(best)
             information += float(best_gain)
             free &= ~has[:, best]
-        # Most likely first: by the mass each option was given.
-        covered = np.zeros(len(positions), dtype=bool)
-        given = []
-        for w in chosen:
-            mine = has[:, w] & ~covered
-            given.append(float(mass[mine].sum()))
-            covered |= has[:, w]
-        order = [w for _, w in sorted(zip(given, chosen, strict=True), key=lambda pair: -pair[0])]
-        return tuple(self.labels[w] for w in order), tuple(self.keys[w] for w in order), information
+        # Most likely first: by the mass each option took (a stable sort keeps the order chosen on ties).
+        order = [w for _, w in sorted(chosen, key=lambda pair: -pair[0])]
+        offered = has[:, order]
+        groups = (
+            np.where(offered.any(axis=1), offered.argmax(axis=1), -1)
+            if order
+            else np.full(len(positions), -1)
+        )
+        return WordOptions(
+            tuple(self.labels[w] for w in order), tuple(self.keys[w] for w in order), information, groups
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class WordOptions:
+    """The title words offered about some candidates.
+
+    Attributes:
+        labels: The words as shown, most likely first.
+        keys: Their keys, in the same order.
+        information: The expected information of an answer (nats; see the module docstring).
+        groups: Per candidate, the position of the first offered word its title has (the one a shopper who wants
+            it picks first), ``-1`` for none.
+    """
+
+    labels: tuple[str, ...]
+    keys: tuple[str, ...]
+    information: float
+    groups: np.ndarray
 
 
 def _is_unit(key: str, spellings: dict[str, Counter[str]], after_number: Counter[str]) -> bool:
@@ -228,4 +241,13 @@ def _label(spelling: str) -> str:
     return spelling
 
 
-__all__ = ["MAX_OPTIONS", "MAX_SHARE", "MIN_ITEMS", "MIN_SHARE", "TitleWords", "title_keys", "title_words"]
+__all__ = [
+    "MAX_OPTIONS",
+    "MAX_SHARE",
+    "MIN_ITEMS",
+    "MIN_SHARE",
+    "TitleWords",
+    "WordOptions",
+    "title_keys",
+    "title_words",
+]
