@@ -129,6 +129,8 @@ class EvalReport:
         systems: System names, in run order, with their descriptions.
         results: One result per K and system, K-major.
         seconds: Wall time of the whole run.
+        episodes: Whose episodes were run: ``"test"`` (the figures to report) or ``"validation"`` (to choose
+            settings on).
     """
 
     settings: EvalSettings
@@ -142,6 +144,7 @@ class EvalReport:
     systems: tuple[tuple[str, str], ...]
     results: tuple[SystemResult, ...]
     seconds: float
+    episodes: str = "test"
 
     def result(self, system: str, answers: int) -> SystemResult:
         """The row of one system after ``answers`` answers.
@@ -263,6 +266,7 @@ def run_evaluation(
     order: Order = Order.NEED_FIRST,
     feedback: int = 0,
     paraphrases: Mapping[str, str] | None = None,
+    validation: bool = False,
 ) -> EvalReport:
     """Run the ranking-layer benchmark.
 
@@ -279,6 +283,8 @@ def run_evaluation(
         order: Which questions come first.
         feedback: How many of their own earlier items shoppers have liked before the slate (0 or more).
         paraphrases: Item id -> stored paraphrase, for the ``paraphrased`` vocabulary.
+        validation: The validation users' episodes instead of the test users' (to choose settings on, so that
+            the test episodes stay unseen).
 
     Raises:
         KeyError: An unknown system name.
@@ -294,7 +300,7 @@ def run_evaluation(
     facets = discover_facets(catalog)
     split = make_split(catalog, interactions, evaluation)
     training = TrainingData.from_split(catalog, facets, split)
-    episodes = episodes_from_split(split, evaluation, max_episodes)
+    episodes = episodes_from_split(split, evaluation, max_episodes, validation=validation)
     world = ShopperWorld.build(catalog, facets, evaluation, order, paraphrases)
     shoppers = [SimulatedShopper(episode, world, vocabulary) for episode in episodes]
     without_need = 0
@@ -345,6 +351,7 @@ def run_evaluation(
         systems=tuple((system.name, system.description) for system in resolved),
         results=tuple(results[k, system.name] for k in answers for system in resolved),
         seconds=time.perf_counter() - started,
+        episodes="validation" if validation else "test",
     )
 
 
@@ -374,7 +381,7 @@ def format_table(report: EvalReport) -> str:
 
     sizes = report.sizes
     left_out = (
-        f"; {sizes.episodes_without_need} test targets without a {report.vocabulary} need left out"
+        f"; {sizes.episodes_without_need} {report.episodes} targets without a {report.vocabulary} need left out"
         if sizes.episodes_without_need
         else ""
     )
@@ -385,7 +392,8 @@ def format_table(report: EvalReport) -> str:
     )
     caption = [
         f"Shoppers: {report.vocabulary} vocabulary, {report.answer_order} order{left_out}{liked}.",
-        f"Cold-start benchmark: {sizes.episodes} episodes ({sizes.new_item_episodes} with a new-arrival target), "
+        f"Cold-start benchmark: {sizes.episodes} {report.episodes} episodes "
+        f"({sizes.new_item_episodes} with a new-arrival target), "
         f"{sizes.items} items ({sizes.new_items} new arrivals), {sizes.train_users} training users, "
         f"{sizes.train_interactions} training interactions; seed {report.settings.seed}, "
         f"{report.settings.bootstrap_samples} bootstrap samples (95% intervals).",

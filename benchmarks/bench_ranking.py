@@ -51,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated system names")
     parser.add_argument("--answers", default="1,2,3,4,5", help="K values, comma-separated")
     parser.add_argument("--episodes", type=int, help="cap on test episodes")
+    parser.add_argument(
+        "--validation", action="store_true", help="the validation episodes instead (to choose settings on)"
+    )
     parser.add_argument("--json", type=Path, help="write every run's report here")
     parser.add_argument("--plot", type=Path, help="HR@10 against K of the first run, as a PNG")
     args = parser.parse_args(argv)
@@ -76,8 +79,10 @@ def main(argv: list[str] | None = None) -> int:
                 order=Order(args.order),
                 feedback=feedback,
                 paraphrases=paraphrases,
+                validation=args.validation,
             )
-            print(f"## --shopper {shopper} --order {args.order} --feedback {feedback}", flush=True)
+            flags = " --validation" if args.validation else ""
+            print(f"## --shopper {shopper} --order {args.order} --feedback {feedback}{flags}", flush=True)
             print(format_table(report), flush=True)
             print(f"({time.perf_counter() - started:.0f} s)\n", flush=True)
             documents.append(report_to_json(report))

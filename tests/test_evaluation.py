@@ -196,12 +196,27 @@ def test_report_is_deterministic_and_complete():
     assert "HR@10" in table and "new HR@10" in table and "top-100" in table and "diversity" in table
     assert "Answer order: need, category_1, category_2, brand" in table
     assert "Shoppers: vague vocabulary, need-first order." in table
+    assert "Cold-start benchmark: 90 test episodes" in table
     assert sum(line.startswith(("0 ", "1 ", "2 ")) for line in table.splitlines()) == 3 * len(report.systems)
 
     document = report_to_json(report)
     assert document["sizes"]["episodes"] == 90
     assert document["results"][0]["metrics"]["hit_rate"].keys() == {"value", "low", "high", "n"}
     json.dumps(document, allow_nan=False)
+
+
+def test_validation_runs_the_validation_shoppers_and_says_so():
+    catalog, interactions = _small_store()
+    settings = _with_eval(test_share=0.3, validation_share=0.2)
+    test = run_evaluation(catalog, interactions, settings, answers=(1,), systems=["random"])
+    validation = run_evaluation(
+        catalog, interactions, settings, answers=(1,), systems=["random"], validation=True
+    )
+    assert (test.episodes, validation.episodes) == ("test", "validation")
+    assert validation.sizes.episodes == validation.sizes.validation_users == 60
+    assert test.sizes.episodes == test.sizes.test_users == 90
+    assert "Cold-start benchmark: 60 validation episodes" in format_table(validation)
+    assert report_to_json(validation)["episodes"] == "validation"
 
 
 def test_episode_cap_and_bad_systems():

@@ -109,6 +109,7 @@ def _eval(settings: Settings, args: argparse.Namespace) -> int:
             order=args.order,
             feedback=args.feedback,
             paraphrases=paraphrases,
+            validation=args.validation,
         )
     except (RerankerModelError, BlendError) as error:
         _say(f"error: {error}")
@@ -372,7 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--validation",
         action="store_true",
-        help="with --conversation: the validation shoppers instead of the test shoppers (to choose settings on)",
+        help="the validation shoppers instead of the test shoppers (to choose settings on)",
     )
     evaluate.set_defaults(handler=_eval)
 
