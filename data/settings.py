@@ -91,6 +91,9 @@ class RetrievalSettings:
     popularity_weight_without_text: float = 2.0
 
 
+NEW_ARRIVAL_FLOORS = ("retrieval", "content", "none")
+
+
 @dataclass(frozen=True)
 class RankingSettings:
     # The MF prior (implicit ALS on the training interactions, ranking/mf.py).
@@ -123,6 +126,17 @@ class RankingSettings:
     # Serving backend: "onnx-int8" (ONNX Runtime, int8 weights: the fastest, with fp32's validation HR@10),
     # "torch" (fp32), "bf16" or "int8" (ranking/cross_encoder.py; benchmarks/bench_reranker.py measures them).
     reranker_backend: str = "onnx-int8"
+    # Where a new arrival (no training interaction) may sit at worst in a blend with the MF prior, which knows
+    # nothing of it: "content" (never below its place in the same blend without the prior), "retrieval" (never
+    # below its place in the retrieval order) or "none" (ranking/blend.py, keep_new_arrivals). Chosen on validation
+    # episodes (docs/benchmarks.md, "New arrivals keep their content place").
+    new_arrival_floor: str = "content"
+
+    def __post_init__(self) -> None:
+        if self.new_arrival_floor not in NEW_ARRIVAL_FLOORS:
+            raise FieldError(
+                "new_arrival_floor", f"{self.new_arrival_floor!r}: use one of {', '.join(NEW_ARRIVAL_FLOORS)}"
+            )
 
 
 @dataclass(frozen=True)

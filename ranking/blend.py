@@ -225,6 +225,42 @@ def diversify(scores: np.ndarray, similarity: np.ndarray, diversity: float, k: i
     return np.array([*chosen, *remaining], dtype=np.int64)
 
 
+def keep_new_arrivals(order: np.ndarray, floor_order: np.ndarray, fresh: np.ndarray) -> np.ndarray:
+    """``order`` with each new arrival (``fresh``) moved up where needed so that it sits no lower than its place
+    in ``floor_order``: the order a part that knows nothing of new arrivals (the MF prior) may not push them
+    below. The others keep their relative order. Earliest deadline first: at each place, the new arrival whose
+    floor is that place, if one is still to come, else the next of ``order``; since floors are distinct places,
+    every new arrival meets its own.
+
+    Example:
+        >>> order, floor_order = np.array([0, 1, 2, 3]), np.array([3, 0, 1, 2])
+        >>> keep_new_arrivals(order, floor_order, np.array([False, False, False, True])).tolist()
+        [3, 0, 1, 2]
+        >>> keep_new_arrivals(order, np.array([1, 3, 0, 2]), np.array([False, False, True, True])).tolist()
+        [0, 3, 1, 2]
+        >>> keep_new_arrivals(order, floor_order, np.zeros(4, dtype=bool)).tolist()
+        [0, 1, 2, 3]
+    """
+    order = np.asarray(order, dtype=np.int64)
+    fresh = np.asarray(fresh, dtype=bool)
+    due = [int(i) for i in np.asarray(floor_order) if fresh[i]]  # new arrivals by floor
+    floor = {item: place for place, item in enumerate(np.asarray(floor_order).tolist()) if fresh[item]}
+    out: list[int] = []
+    placed: set[int] = set()
+    rest = iter(order.tolist())
+    d = 0
+    while len(out) < len(order):
+        while d < len(due) and due[d] in placed:
+            d += 1
+        if d < len(due) and floor[due[d]] <= len(out):
+            pick = due[d]
+        else:
+            pick = next(item for item in rest if item not in placed)
+        out.append(pick)
+        placed.add(pick)
+    return np.array(out, dtype=np.int64)
+
+
 @dataclass(frozen=True)
 class BlendExample:
     """One validation episode as the blend fit sees it.

@@ -22,7 +22,9 @@ model, :func:`ranking.blend.load_blend`); without them the defaults of :class:`r
 and a warning says so. The MF prior is the one ``concierge train-reranker`` saved when it was fitted on the same
 training interactions, else fitted in :meth:`RerankSystem.fit` (about a second on the sample), so it never sees a
 test shopper. A new arrival among the candidates gets the candidates' median prior
-(:func:`neutral_for_new_arrivals`).
+(:func:`neutral_for_new_arrivals`), and in a blend with the prior it never falls below the place the same blend
+without the prior gives it (setting ``ranking.new_arrival_floor``, :func:`ranking.blend.keep_new_arrivals`): the
+prior knows nothing of it, so it may not cost it a place that its content earned.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from ranking.blend import (
     BlendWeights,
     category_similarity,
     diversify,
+    keep_new_arrivals,
     load_blend,
     normalise,
 )
@@ -199,6 +202,24 @@ class RerankSystem(HybridSystem):
             return normalise(next(iter(parts.values())))
         return self._weights.blend(parts, feedback=len(profile.liked) + len(profile.disliked))
 
+    def _keep_new_arrivals(
+        self, order: np.ndarray, profile: Profile, positions: np.ndarray, parts: dict[str, np.ndarray]
+    ) -> np.ndarray:
+        """``order`` with the new arrivals kept at or above their place in the floor order (setting
+        ``ranking.new_arrival_floor``), where the MF prior takes part in the blend."""
+        floor = self.settings.ranking.new_arrival_floor
+        if floor == "none" or self.prior is None or PRIOR not in parts or RETRIEVAL not in parts:
+            return order
+        fresh = ~self.prior.known[positions]
+        if not fresh.any():
+            return order
+        if floor == "retrieval":
+            content = parts[RETRIEVAL]
+        else:
+            content = self._weights.using([RETRIEVAL, CROSS_ENCODER]).blend(parts, feedback=0)
+        floor_order = np.argsort(-np.nan_to_num(content, nan=-np.inf), kind="stable")
+        return keep_new_arrivals(order, floor_order, fresh)
+
     def score_batch(self, profiles: Sequence[Profile]) -> np.ndarray:
         return self.score_details(profiles)[0]
 
@@ -215,6 +236,7 @@ class RerankSystem(HybridSystem):
             final = self._final(profile, parts)
             similarity = self.similarity(positions) if self._weights.diversity else None
             order = diversify(final, similarity, self._weights.diversity, self.settings.eval.slate_size)
+            order = self._keep_new_arrivals(order, profile, positions, parts)
             # Above every other candidate (whose tier is below top + 1) and every non-candidate.
             top = scores[row].max() + 1.0
             scores[row, positions[order]] = top + np.linspace(1.0, 0.0, len(order), endpoint=False)

@@ -144,3 +144,26 @@ def test_a_reranker_ranks_with_parts_from_one_pass_over_the_candidates(tmp_path,
     ranked = system.rank(Profile(need="black ink cartridge"), k=3)
     assert len(calls) == 1
     assert ranked[0].parts.retrieval is not None and ranked[0].parts.prior is not None
+
+
+@pytest.mark.parametrize("floor", ["none", "retrieval", "content"])
+def test_the_prior_cannot_push_a_new_arrival_below_its_content_place(tmp_path, floor):
+    from dataclasses import replace
+
+    from ranking.blend import BlendWeights, save_blends
+
+    settings = _settings(tmp_path)
+    settings = replace(settings, ranking=replace(settings.ranking, new_arrival_floor=floor))
+    # A prior that outweighs retrieval ten to one: left alone, it sinks "bare", which no training shopper bought.
+    weights = BlendWeights(retrieval=0.1, cross_encoder=0.0, prior=1.0, prior_per_feedback=0.0)
+    save_blends(settings.paths.artifacts / "reranker", {"hybrid_prior": weights})
+    system = ranking.rerank.HybridPrior(settings, embedder=WordsEmbedder())
+    system.fit(contract_training())
+    assert system.prior.known.tolist() == [item.item_id != "bare" for item in CONTRACT_CATALOG]
+    ranked = [r.item_id for r in system.rank(Profile(need="organizer"), k=8)]
+    found = [c for c in system.candidates_batch([Profile(need="organizer")])[0] if c.channels]
+    assert CONTRACT_CATALOG.items[found[0].position].item_id == "bare"  # the retrieval order puts it first
+    if floor == "none":
+        assert ranked.index("bare") > 0
+    else:
+        assert ranked[0] == "bare"

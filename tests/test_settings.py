@@ -41,6 +41,11 @@ def test_config_file_named_by_environment(tmp_path: Path):
             {},
             "[conversation] question_choice: 'most': use one of reach, entropy",
         ),
+        (
+            "[ranking]\nnew_arrival_floor = 'top'\n",
+            {},
+            "[ranking] new_arrival_floor: 'top': use one of retrieval, content, none",
+        ),
     ],
 )
 def test_bad_settings_name_the_place(tmp_path: Path, text: str, environ: dict, message: str):
