@@ -91,7 +91,7 @@ class RetrievalSettings:
     popularity_weight_without_text: float = 2.0
 
 
-NEW_ARRIVAL_FLOORS = ("retrieval", "content", "none")
+NEW_ARRIVAL_FLOORS = ("both", "content", "retrieval", "none")
 
 
 @dataclass(frozen=True)
@@ -127,10 +127,11 @@ class RankingSettings:
     # "torch" (fp32), "bf16" or "int8" (ranking/cross_encoder.py; benchmarks/bench_reranker.py measures them).
     reranker_backend: str = "onnx-int8"
     # Where a new arrival (no training interaction) may sit at worst in a blend with the MF prior, which knows
-    # nothing of it: "content" (never below its place in the same blend without the prior), "retrieval" (never
-    # below its place in the retrieval order) or "none" (ranking/blend.py, keep_new_arrivals). Chosen on validation
-    # episodes (docs/benchmarks.md, "New arrivals keep their content place").
-    new_arrival_floor: str = "content"
+    # nothing of it: "both" (never below the better of its places in the retrieval order and in the same blend
+    # without the prior), "content" (the blend without the prior only), "retrieval" (the retrieval order only) or
+    # "none" (ranking/blend.py, keep_new_arrivals). Measured on validation episodes (docs/benchmarks.md, "New
+    # arrivals keep their content place").
+    new_arrival_floor: str = "both"
 
     def __post_init__(self) -> None:
         if self.new_arrival_floor not in NEW_ARRIVAL_FLOORS:

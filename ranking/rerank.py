@@ -22,9 +22,10 @@ model, :func:`ranking.blend.load_blend`); without them the defaults of :class:`r
 and a warning says so. The MF prior is the one ``concierge train-reranker`` saved when it was fitted on the same
 training interactions, else fitted in :meth:`RerankSystem.fit` (about a second on the sample), so it never sees a
 test shopper. A new arrival among the candidates gets the candidates' median prior
-(:func:`neutral_for_new_arrivals`), and in a blend with the prior it never falls below the place the same blend
-without the prior gives it (setting ``ranking.new_arrival_floor``, :func:`ranking.blend.keep_new_arrivals`): the
-prior knows nothing of it, so it may not cost it a place that its content earned.
+(:func:`neutral_for_new_arrivals`), and in a blend with the prior it never falls below the better of its places in
+the retrieval order and in the same blend without the prior (setting ``ranking.new_arrival_floor``,
+:func:`ranking.blend.keep_new_arrivals`): the prior knows nothing of it, so it may not cost it a place that its
+content earned.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from ranking.blend import (
     BlendWeights,
     category_similarity,
     diversify,
+    floor_places,
     keep_new_arrivals,
     load_blend,
     normalise,
@@ -213,12 +215,13 @@ class RerankSystem(HybridSystem):
         fresh = ~self.prior.known[positions]
         if not fresh.any():
             return order
-        if floor == "retrieval":
-            content = parts[RETRIEVAL]
-        else:
+        places = []
+        if floor in ("retrieval", "both"):
+            places.append(floor_places(np.argsort(-normalise(parts[RETRIEVAL]), kind="stable")))
+        if floor in ("content", "both"):
             content = self._weights.using([RETRIEVAL, CROSS_ENCODER]).blend(parts, feedback=0)
-        floor_order = np.argsort(-np.nan_to_num(content, nan=-np.inf), kind="stable")
-        return keep_new_arrivals(order, floor_order, fresh)
+            places.append(floor_places(np.argsort(-content, kind="stable")))
+        return keep_new_arrivals(order, np.minimum.reduce(places), fresh)
 
     def score_batch(self, profiles: Sequence[Profile]) -> np.ndarray:
         return self.score_details(profiles)[0]

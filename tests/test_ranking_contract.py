@@ -146,7 +146,7 @@ def test_a_reranker_ranks_with_parts_from_one_pass_over_the_candidates(tmp_path,
     assert ranked[0].parts.retrieval is not None and ranked[0].parts.prior is not None
 
 
-@pytest.mark.parametrize("floor", ["none", "retrieval", "content"])
+@pytest.mark.parametrize("floor", ["none", "retrieval", "content", "both"])
 def test_the_prior_cannot_push_a_new_arrival_below_its_content_place(tmp_path, floor):
     from dataclasses import replace
 

@@ -44,7 +44,7 @@ def test_config_file_named_by_environment(tmp_path: Path):
         (
             "[ranking]\nnew_arrival_floor = 'top'\n",
             {},
-            "[ranking] new_arrival_floor: 'top': use one of retrieval, content, none",
+            "[ranking] new_arrival_floor: 'top': use one of both, content, retrieval, none",
         ),
     ],
 )
