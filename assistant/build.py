@@ -110,6 +110,7 @@ def build_assistant(
         slate_size=conversation.slate_size,
         llm=llm,
         cards_with_questions=conversation.cards_with_questions,
+        rank_question_cards=conversation.question_cards == "ranked",
         resolver=_resolver(settings, vocabulary, llm),
     )
     service = AssistantService(Engine(shop), store or session_store(settings), conversation.session_ttl_hours)

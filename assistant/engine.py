@@ -256,6 +256,7 @@ class Shop:
     slate_size: int = SLATE_SIZE
     llm: object | None = None
     cards_with_questions: bool = False
+    rank_question_cards: bool = False
     resolver: CategoryResolver | None = None
 
     @functools.cached_property
@@ -445,17 +446,24 @@ class Engine:
         return state, self._again(state, "Sorry, I didn't understand that. What are you looking for?")
 
     def _next(self, state: Conversation, lead: str, session_id: str) -> tuple[Conversation, Reply]:
-        """Ask the next question, or recommend. With ``cards_with_questions`` the question comes with the
-        candidates' first items as cards (in the candidate generator's order: no reranking, so a question turn
-        stays fast)."""
+        """Ask the next question, or recommend. With ``cards_with_questions`` the question comes with cards: the
+        candidates' first items in the candidate generator's order (no reranking, so a question turn stays fast),
+        or with ``rank_question_cards`` the ranking system's best unseen items, as a recommendation shows them."""
         question, positions = self._question(state)
         if question is None:
             return self._recommend(replace(state, pending=None), lead, session_id)
         state = replace(state, pending=question, asked=state.asked + 1)
         if not self.shop.cards_with_questions or not len(positions):
             return state, Reply(_say([lead], question.text), _options(question), question)
-        ids = tuple(self.shop.catalog.items[int(p)].item_id for p in positions[: self.shop.slate_size])
-        cards = tuple(self._card(item_id, ScoreParts(), state.profile) for item_id in ids)
+        if self.shop.rank_question_cards:
+            ranked = self.rank(state.profile, session_id, self.shop.slate_size)
+            cards = tuple(self._card(r.item_id, r.parts, state.profile) for r in ranked)
+        else:
+            ids = tuple(self.shop.catalog.items[int(p)].item_id for p in positions[: self.shop.slate_size])
+            cards = tuple(self._card(item_id, ScoreParts(), state.profile) for item_id in ids)
+        if not cards:
+            return state, Reply(_say([lead], question.text), _options(question), question)
+        ids = tuple(card.item_id for card in cards)
         state = replace(state, profile=state.profile.with_shown(ids), on_screen=ids, slate=cards)
         text = _say([lead, "A few to start with."], question.text)
         return state, Reply(text, _options(question), question, cards=cards)

@@ -182,6 +182,7 @@ class UnderstandingSettings:
 
 
 QUESTION_CHOICES = ("reach", "entropy")
+QUESTION_CARDS = ("candidates", "ranked")
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,10 @@ class ConversationSettings:
     slate_size: int = 5
     # Show the candidates' first items beside each question (chosen on validation conversations).
     cards_with_questions: bool = True
+    # Which items those cards are: "ranked" (the ranking system's best, as a recommendation would show them) or
+    # "candidates" (the candidate generator's first items, no reranking: the fastest question turn); chosen on
+    # validation conversations (docs/benchmarks.md).
+    question_cards: str = "ranked"
     # Where sessions are kept: "" for a SQLite file under the artifacts folder, or a postgresql:// URL.
     session_store: str = ""
     # Sessions untouched this long are deleted (hours).
@@ -213,6 +218,10 @@ class ConversationSettings:
         if self.question_choice not in QUESTION_CHOICES:
             raise FieldError(
                 "question_choice", f"{self.question_choice!r}: use one of {', '.join(QUESTION_CHOICES)}"
+            )
+        if self.question_cards not in QUESTION_CARDS:
+            raise FieldError(
+                "question_cards", f"{self.question_cards!r}: use one of {', '.join(QUESTION_CARDS)}"
             )
 
 

@@ -4,11 +4,13 @@ explanations and service. Exact answers, so that each rule can fail here."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from assistant.engine import SHOW_OTHERS, START_OVER, Conversation
 from assistant.policy import NO_PREFERENCE
+from ranking.system import ScoreParts
 from tests.assistant_fixtures import small_assistant, small_catalog
 
 
@@ -330,7 +332,7 @@ def test_explanation_updates_are_the_rewordings_that_change_what_a_card_shows(tm
 
 
 def test_with_cards_with_questions_a_question_comes_with_the_first_candidates(tmp_path) -> None:
-    service = small_assistant(tmp_path, cards_with_questions=True).service
+    service = small_assistant(tmp_path, cards_with_questions=True, question_cards="candidates").service
     reply = service.send("s", "i need ink")
     assert reply.question is not None and reply.question.facet == "brand"
     assert reply.text == "A few to start with. Any brand you prefer?"
@@ -351,3 +353,19 @@ def test_with_cards_with_questions_a_question_comes_with_the_first_candidates(tm
         "ink-canon-xl",
         "ink-epson",
     )
+
+
+def test_ranked_question_cards_are_the_ranking_systems_best(tmp_path) -> None:
+    assistant = small_assistant(tmp_path, cards_with_questions=True, question_cards="ranked")
+    service = assistant.service
+    reply = service.send("s", "i need ink")
+    assert reply.question is not None and reply.question.facet == "brand"
+    profile = service.view("s").conversation.profile
+    expected = assistant.shop.system.rank(replace(profile, shown=()).for_ranking("s"), k=5)
+    assert [card.item_id for card in reply.cards] == [r.item_id for r in expected]
+    # Ranked, so each card carries the score parts it was ranked by (the candidates' cards carry none).
+    assert [card.parts for card in reply.cards] == [r.parts for r in expected]
+    assert all(card.parts != ScoreParts() for card in reply.cards)
+    plain = small_assistant(tmp_path / "plain", cards_with_questions=True, question_cards="candidates")
+    plain = plain.service.send("s", "i need ink")
+    assert {card.parts for card in plain.cards} == {ScoreParts()}

@@ -42,6 +42,11 @@ def test_config_file_named_by_environment(tmp_path: Path):
             "[conversation] question_choice: 'most': use one of reach, entropy",
         ),
         (
+            "[conversation]\nquestion_cards = 'best'\n",
+            {},
+            "[conversation] question_cards: 'best': use one of candidates, ranked",
+        ),
+        (
             "[ranking]\nnew_arrival_floor = 'top'\n",
             {},
             "[ranking] new_arrival_floor: 'top': use one of both, content, retrieval, none",
