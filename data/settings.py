@@ -205,10 +205,11 @@ class ConversationSettings:
     slate_size: int = 5
     # Show the candidates' first items beside each question (chosen on validation conversations).
     cards_with_questions: bool = True
-    # Which items those cards are: "ranked" (the ranking system's best, as a recommendation would show them) or
-    # "candidates" (the candidate generator's first items, no reranking: the fastest question turn); chosen on
-    # validation conversations (docs/benchmarks.md).
-    question_cards: str = "ranked"
+    # Which items those cards are: "candidates" (the candidate generator's first items, no reranking: a fast
+    # question turn) or "ranked" (the ranking system's best, as a recommendation shows them: a few more targets
+    # found on validation conversations, but every question turn then reranks, and 20 sessions at once missed the
+    # 1 s p95 budget on 2 cores; docs/benchmarks.md).
+    question_cards: str = "candidates"
     # Where sessions are kept: "" for a SQLite file under the artifacts folder, or a postgresql:// URL.
     session_store: str = ""
     # Sessions untouched this long are deleted (hours).
