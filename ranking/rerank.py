@@ -205,7 +205,7 @@ class RerankSystem(HybridSystem):
         return self._weights.blend(parts, feedback=len(profile.liked) + len(profile.disliked))
 
     def _keep_new_arrivals(
-        self, order: np.ndarray, profile: Profile, positions: np.ndarray, parts: dict[str, np.ndarray]
+        self, order: np.ndarray, positions: np.ndarray, parts: dict[str, np.ndarray]
     ) -> np.ndarray:
         """``order`` with the new arrivals kept at or above their place in the floor order (setting
         ``ranking.new_arrival_floor``), where the MF prior takes part in the blend."""
@@ -239,7 +239,7 @@ class RerankSystem(HybridSystem):
             final = self._final(profile, parts)
             similarity = self.similarity(positions) if self._weights.diversity else None
             order = diversify(final, similarity, self._weights.diversity, self.settings.eval.slate_size)
-            order = self._keep_new_arrivals(order, profile, positions, parts)
+            order = self._keep_new_arrivals(order, positions, parts)
             # Above every other candidate (whose tier is below top + 1) and every non-candidate.
             top = scores[row].max() + 1.0
             scores[row, positions[order]] = top + np.linspace(1.0, 0.0, len(order), endpoint=False)
