@@ -15,8 +15,9 @@ number of turns (a failure counts as 15, as the multi-round conversational recom
 the share of episodes whose target has been shown by each turn, and HR@10 per turn: after each turn, whether
 the target is among the ten best items the ranking system would show next for the profile so far (unseen items
 only; an episode whose target was shown counts as a hit from then on). The strategies share everything but the
-question policy: ``engine`` (entropy, :class:`assistant.policy.QuestionPolicy`, with the question on title words
-when ``conversation.word_questions`` is on), ``fixed order`` (the simulator's answer order over the catalog's
+question policy: ``engine`` (:class:`assistant.policy.QuestionPolicy`: the question of highest reach, or entropy
+with ``conversation.question_choice``, and the question on title words when ``conversation.word_questions`` is
+on), ``fixed order`` (the simulator's answer order over the catalog's
 facets, :class:`assistant.policy.FixedOrderPolicy`), ``fixed + words`` (the same order, then the question on title
 words: the engine's questions in a fixed order; run only when word questions are on) and ``no questions``
 (recommend at once; feedback only).

@@ -453,20 +453,26 @@ class Engine:
         if question is None:
             return self._recommend(replace(state, pending=None), lead, session_id)
         state = replace(state, pending=question, asked=state.asked + 1)
-        if not self.shop.cards_with_questions or not len(positions):
-            return state, Reply(_say([lead], question.text), _options(question), question)
-        if self.shop.rank_question_cards:
-            ranked = self.rank(state.profile, session_id, self.shop.slate_size)
-            cards = tuple(self._card(r.item_id, r.parts, state.profile) for r in ranked)
-        else:
-            ids = tuple(self.shop.catalog.items[int(p)].item_id for p in positions[: self.shop.slate_size])
-            cards = tuple(self._card(item_id, ScoreParts(), state.profile) for item_id in ids)
+        cards = self._question_cards(state.profile, positions, session_id)
         if not cards:
             return state, Reply(_say([lead], question.text), _options(question), question)
         ids = tuple(card.item_id for card in cards)
         state = replace(state, profile=state.profile.with_shown(ids), on_screen=ids, slate=cards)
         text = _say([lead, "A few to start with."], question.text)
         return state, Reply(text, _options(question), question, cards=cards)
+
+    def _question_cards(
+        self, profile: InterestProfile, positions: np.ndarray, session_id: str
+    ) -> tuple[Card, ...]:
+        """The cards beside a question (none without ``cards_with_questions``): the candidates' first items, or
+        the ranking system's best unseen items with ``rank_question_cards``."""
+        if not self.shop.cards_with_questions or not len(positions):
+            return ()
+        if self.shop.rank_question_cards:
+            ranked = self.rank(profile, session_id, self.shop.slate_size)
+            return tuple(self._card(r.item_id, r.parts, profile) for r in ranked)
+        ids = (self.shop.catalog.items[int(p)].item_id for p in positions[: self.shop.slate_size])
+        return tuple(self._card(item_id, ScoreParts(), profile) for item_id in ids)
 
     def _question(self, state: Conversation) -> tuple[Question | None, np.ndarray]:
         """The question to ask now, and the candidates it was chosen on (catalog positions, best first)."""

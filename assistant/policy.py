@@ -45,12 +45,11 @@ import numpy as np
 
 from assistant.grounding import is_placeholder_brand
 from assistant.profile import WORDS, InterestProfile, is_category
-from assistant.title_words import TitleWords
+from assistant.title_words import MAX_OPTIONS, TitleWords
 from data.facets import Facet, FacetKind, Facets
 from data.settings import QUESTION_CHOICES
 
 NO_PREFERENCE = "No preference"
-MAX_OPTIONS = 5
 
 
 @dataclass(frozen=True)

@@ -37,9 +37,8 @@ VERSION = 1
 # The needs kept for retrieval: the latest few say what the shopper wants now.
 MAX_NEEDS = 3
 CATEGORY = "category"
-WORDS = (
-    "words"  # the slot of title words picked in answer to the policy's question on them (no catalog facet)
-)
+# The slot of title words picked in answer to the policy's question on them (no catalog facet).
+WORDS = "words"
 
 
 class ProfileError(ValueError):

@@ -54,6 +54,7 @@ from data.schema import Catalog
 MIN_ITEMS = 3
 MIN_SHARE = 0.05
 MAX_SHARE = 0.8
+# Most quick replies a question offers (the policy's questions on facets offer as many).
 MAX_OPTIONS = 5
 MAX_ACRONYM = 4
 _LETTER_RUNS = re.compile(r"[^\W\d_]+")
@@ -159,10 +160,16 @@ class TitleWords:
         cols = [self._columns[key] for key in dict.fromkeys(keys) if key in self._columns]
         return (self.matrix[np.asarray(positions, dtype=np.int64)][:, cols].toarray() > 0).all(axis=1)
 
-    def options(self, positions: np.ndarray, mass: np.ndarray, said: str | Iterable[str] = "") -> WordOptions:
-        """The words to offer about the candidates (catalog positions with their mass, summing to 1), most
-        likely first (see :class:`WordOptions`; none when no word is worth offering). ``said``: the shopper's
-        words so far (never offered back)."""
+    def options(
+        self,
+        positions: np.ndarray,
+        mass: np.ndarray,
+        said: str | Iterable[str] = "",
+        limit: int = MAX_OPTIONS,
+    ) -> WordOptions:
+        """At most ``limit`` words to offer about the candidates (catalog positions with their mass, summing to 1),
+        most likely first (see :class:`WordOptions`; none when no word is worth offering). ``said``: the
+        shopper's words so far (never offered back)."""
         if not self.keys or not len(positions):
             return WordOptions((), (), 0.0, np.full(len(positions), -1, dtype=np.int64))
         said_words = words_of(said) if isinstance(said, str) else [w for text in said for w in words_of(text)]
@@ -177,7 +184,7 @@ class TitleWords:
         chosen: list[tuple[float, int]] = []  # (the mass the word took, the word), in the order chosen
         free = np.ones(len(positions), dtype=bool)  # candidates no chosen word covers yet
         information = 0.0
-        while len(chosen) < MAX_OPTIONS:
+        while len(chosen) < limit:
             best, best_mass, best_gain = -1, 0.0, 0.0
             for w in eligible:
                 p = float(mass[free & has[:, w]].sum())

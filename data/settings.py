@@ -45,6 +45,12 @@ class FieldError(SettingsError):
         self.reason = reason
 
 
+def _one_of(name: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raise :class:`FieldError` when ``value`` (of the field ``name``) is not one of ``choices``."""
+    if value not in choices:
+        raise FieldError(name, f"{value!r}: use one of {', '.join(choices)}")
+
+
 @dataclass(frozen=True)
 class PathSettings:
     catalog: Path = SAMPLE_DIR / "items.jsonl"
@@ -134,10 +140,7 @@ class RankingSettings:
     new_arrival_floor: str = "both"
 
     def __post_init__(self) -> None:
-        if self.new_arrival_floor not in NEW_ARRIVAL_FLOORS:
-            raise FieldError(
-                "new_arrival_floor", f"{self.new_arrival_floor!r}: use one of {', '.join(NEW_ARRIVAL_FLOORS)}"
-            )
+        _one_of("new_arrival_floor", self.new_arrival_floor, NEW_ARRIVAL_FLOORS)
 
 
 @dataclass(frozen=True)
@@ -216,14 +219,8 @@ class ConversationSettings:
     session_ttl_hours: float = 72.0
 
     def __post_init__(self) -> None:
-        if self.question_choice not in QUESTION_CHOICES:
-            raise FieldError(
-                "question_choice", f"{self.question_choice!r}: use one of {', '.join(QUESTION_CHOICES)}"
-            )
-        if self.question_cards not in QUESTION_CARDS:
-            raise FieldError(
-                "question_cards", f"{self.question_cards!r}: use one of {', '.join(QUESTION_CARDS)}"
-            )
+        _one_of("question_choice", self.question_choice, QUESTION_CHOICES)
+        _one_of("question_cards", self.question_cards, QUESTION_CARDS)
 
 
 @dataclass(frozen=True)

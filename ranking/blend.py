@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ranking.metrics import ranks_from_order
+
 logger = logging.getLogger(__name__)
 
 RETRIEVAL = "retrieval"
@@ -225,39 +227,28 @@ def diversify(scores: np.ndarray, similarity: np.ndarray, diversity: float, k: i
     return np.array([*chosen, *remaining], dtype=np.int64)
 
 
-def floor_places(order: np.ndarray) -> np.ndarray:
-    """Each candidate's place (0 = first) in ``order``, a permutation of the candidates.
-
-    Example:
-        >>> floor_places(np.array([2, 0, 1])).tolist()
-        [1, 2, 0]
-    """
-    places = np.empty(len(order), dtype=np.int64)
-    places[np.asarray(order, dtype=np.int64)] = np.arange(len(order))
-    return places
-
-
 def keep_new_arrivals(order: np.ndarray, floors: np.ndarray, fresh: np.ndarray) -> np.ndarray:
     """``order`` with each new arrival (``fresh``) moved up where needed so that it sits no lower than its floor
-    place (``floors``, 0 = first): the place an order that knows nothing of the MF prior gives it, since the prior
-    knows nothing of new arrivals. The others keep their relative order. Earliest deadline first: at each place,
-    the new arrival still to come whose floor is that place or above (the earliest floor first, then the earlier
-    in ``order``), else the next of ``order``. Every new arrival meets its floor whenever the floors allow it (no
-    more than ``p + 1`` of them at or above any place ``p``: always so when they are places in one order).
+    rank (``floors``, 1 = first; :func:`ranking.metrics.ranks_from_order` of an order that knows nothing of the MF
+    prior, since the prior knows nothing of new arrivals). The others keep their relative order. Earliest deadline
+    first: at each rank, the new arrival still to come whose floor is that rank or better (the best floor first,
+    then the earlier in ``order``), else the next of ``order``. Every new arrival meets its floor whenever the
+    floors allow it (no more than ``r`` of them at rank ``r`` or better: always so when they are ranks in one
+    order).
 
     Example:
         >>> order = np.array([0, 1, 2, 3])
-        >>> keep_new_arrivals(order, np.array([1, 2, 3, 0]), np.array([False, False, False, True])).tolist()
+        >>> keep_new_arrivals(order, np.array([2, 3, 4, 1]), np.array([False, False, False, True])).tolist()
         [3, 0, 1, 2]
-        >>> keep_new_arrivals(order, np.array([2, 0, 3, 1]), np.array([False, False, True, True])).tolist()
+        >>> keep_new_arrivals(order, np.array([3, 1, 4, 2]), np.array([False, False, True, True])).tolist()
         [0, 3, 1, 2]
-        >>> keep_new_arrivals(order, np.array([1, 2, 3, 0]), np.zeros(4, dtype=bool)).tolist()
+        >>> keep_new_arrivals(order, np.array([2, 3, 4, 1]), np.zeros(4, dtype=bool)).tolist()
         [0, 1, 2, 3]
     """
     order = np.asarray(order, dtype=np.int64)
     fresh = np.asarray(fresh, dtype=bool)
     floors = np.asarray(floors, dtype=np.int64)
-    rank = floor_places(order)
+    rank = ranks_from_order(order)
     due = sorted((int(i) for i in np.flatnonzero(fresh)), key=lambda i: (floors[i], rank[i]))
     out: list[int] = []
     placed: set[int] = set()
@@ -266,7 +257,7 @@ def keep_new_arrivals(order: np.ndarray, floors: np.ndarray, fresh: np.ndarray) 
     while len(out) < len(order):
         while d < len(due) and due[d] in placed:
             d += 1
-        if d < len(due) and floors[due[d]] <= len(out):
+        if d < len(due) and floors[due[d]] <= len(out) + 1:
             pick = due[d]
         else:
             pick = next(item for item in rest if item not in placed)

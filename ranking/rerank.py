@@ -46,12 +46,12 @@ from ranking.blend import (
     BlendWeights,
     category_similarity,
     diversify,
-    floor_places,
     keep_new_arrivals,
     load_blend,
     normalise,
 )
 from ranking.candidate_systems import HybridSystem
+from ranking.metrics import ranks_from_order
 from ranking.system import ScoreParts, TrainingData, register
 from retrieval.candidates import Candidate
 from retrieval.embeddings import item_text
@@ -215,13 +215,13 @@ class RerankSystem(HybridSystem):
         fresh = ~self.prior.known[positions]
         if not fresh.any():
             return order
-        places = []
+        ranks = []
         if floor in ("retrieval", "both"):
-            places.append(floor_places(np.argsort(-normalise(parts[RETRIEVAL]), kind="stable")))
+            ranks.append(ranks_from_order(np.argsort(-normalise(parts[RETRIEVAL]), kind="stable")))
         if floor in ("content", "both"):
             content = self._weights.using([RETRIEVAL, CROSS_ENCODER]).blend(parts, feedback=0)
-            places.append(floor_places(np.argsort(-content, kind="stable")))
-        return keep_new_arrivals(order, np.minimum.reduce(places), fresh)
+            ranks.append(ranks_from_order(np.argsort(-content, kind="stable")))
+        return keep_new_arrivals(order, np.minimum.reduce(ranks), fresh)
 
     def score_batch(self, profiles: Sequence[Profile]) -> np.ndarray:
         return self.score_details(profiles)[0]

@@ -44,8 +44,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from starlette.exceptions import HTTPException
 
 from assistant.engine import Card
-from assistant.policy import WORDS
-from assistant.profile import CATEGORY, InterestProfile
+from assistant.profile import CATEGORY, WORDS, InterestProfile
 from assistant.service import MAX_SESSION_ID, ActionFailed, AssistantService, SessionView
 from data.facets import Facet
 from data.settings import ServerSettings
