@@ -102,6 +102,7 @@ def build_assistant(
             TitleWords.build(catalog) if conversation.word_questions else None,
             conversation.slate_size,
             conversation.question_choice,
+            conversation.min_reach_gain,
         ),
         generated=_generated(settings, catalog),
         chosen_by=data.item_counts(),

@@ -241,7 +241,12 @@ def run_conversations(
         assistant = build_assistant(settings, catalog, split.train, system=system, store=MemoryStore())
         shop = assistant.shop
         conversation = settings.conversation
-        options = {"min_entropy": conversation.min_entropy, "min_coverage": conversation.min_coverage}
+        options = {
+            "min_entropy": conversation.min_entropy,
+            "min_coverage": conversation.min_coverage,
+            "horizon": conversation.slate_size,
+            "min_reach_gain": conversation.min_reach_gain,
+        }
         order = tuple(name for name in world.order if name != NEED)
         if strategy == "fixed order":
             shop.policy = FixedOrderPolicy(facets, order, budget=conversation.question_budget, **options)

@@ -94,6 +94,8 @@ class QuestionPolicy:
         words: The catalog's title words, to ask about when they split the candidates (``None``: facets only).
         horizon: Cards shown after an answer (the slate size), for a question's reach.
         choice: ``"reach"`` or ``"entropy"``: which of the questions worth asking is asked (module docstring).
+        min_reach_gain: A question is worth asking only when its reach exceeds the reach of recommending now (the
+            share of the mass on the first ``horizon`` candidates) by at least this much; 0: any question is.
     """
 
     def __init__(
@@ -105,6 +107,7 @@ class QuestionPolicy:
         words: TitleWords | None = None,
         horizon: int = 5,
         choice: str = "reach",
+        min_reach_gain: float = 0.0,
     ):
         if budget < 0:
             raise ValueError(f"question budget must be 0 or more, got {budget}")
@@ -117,6 +120,9 @@ class QuestionPolicy:
         self.budget = budget
         self.min_entropy = min_entropy
         self.min_coverage = min_coverage
+        if not 0.0 <= min_reach_gain <= 1.0:
+            raise ValueError(f"min_reach_gain must be in [0, 1], got {min_reach_gain}")
+        self.min_reach_gain = min_reach_gain
         brands = facets["brand"].values if "brand" in facets else ()
         self._placeholder = np.array([is_placeholder_brand(v.label) for v in brands] or [False], dtype=bool)
 
@@ -139,6 +145,7 @@ class QuestionPolicy:
         in the catalog's facet order."""
         mass = 1.0 / (np.arange(len(positions)) + 1.0)
         mass /= mass.sum()
+        now = float(mass[: self.horizon].sum())
         out = []
         for facet in self._askable(profile):
             codes = facet.codes[np.asarray(positions, dtype=np.int64)]
@@ -154,7 +161,8 @@ class QuestionPolicy:
             order = [int(code) for code in np.argsort(-shares, kind="stable") if shares[code] > 0][
                 :MAX_OPTIONS
             ]
-            if entropy < self.min_entropy or len(order) < 2:
+            reach = _reach(np.where(known, codes, -1), mass, self.horizon)
+            if entropy < self.min_entropy or len(order) < 2 or not self._gains(reach, now):
                 continue
             out.append(
                 Question(
@@ -163,21 +171,25 @@ class QuestionPolicy:
                     tuple(facet.values[code].label for code in order),
                     tuple(facet.values[code].key for code in order),
                     entropy,
-                    _reach(np.where(known, codes, -1), mass, self.horizon),
+                    reach,
                 )
             )
         if self.words is not None and not profile.is_answered(WORDS):
             # Words already said (in the need, or behind a slot: "kettle" set the category) are not offered back.
             said = (*profile.needs, *(slot.said for slot in profile.slots))
             offer = self.words.options(positions, mass, said)
-            if offer.information >= self.min_entropy and len(offer.labels) >= 2:
-                reach = _reach(offer.groups, mass, self.horizon)
+            reach = _reach(offer.groups, mass, self.horizon) if len(offer.labels) >= 2 else 0.0
+            if offer.information >= self.min_entropy and len(offer.labels) >= 2 and self._gains(reach, now):
                 out.append(
                     Question(
                         WORDS, "Anything in particular?", offer.labels, offer.keys, offer.information, reach
                     )
                 )
         return out
+
+    def _gains(self, reach: float, now: float) -> bool:
+        """Whether a question of this reach gains enough over recommending now (``min_reach_gain``)."""
+        return self.min_reach_gain <= 0.0 or reach - now >= self.min_reach_gain
 
     def opening(self) -> Question | None:
         """The greeting's question: what the shopper is after, with the broadest categories that tell items

@@ -204,6 +204,9 @@ class ConversationSettings:
     # candidate mass on the next cards) or "entropy" (the one whose answer tells the most); chosen on validation
     # conversations (docs/benchmarks.md).
     question_choice: str = "reach"
+    # A question is worth asking only when its reach beats recommending now (the share of the candidates' mass on
+    # the first slate) by at least this much; 0: whenever one is (assistant/policy.py).
+    min_reach_gain: float = 0.0
     # Cards per recommendation.
     slate_size: int = 5
     # Show the candidates' first items beside each question (chosen on validation conversations).
@@ -221,6 +224,8 @@ class ConversationSettings:
     def __post_init__(self) -> None:
         _one_of("question_choice", self.question_choice, QUESTION_CHOICES)
         _one_of("question_cards", self.question_cards, QUESTION_CARDS)
+        if not 0.0 <= self.min_reach_gain <= 1.0:
+            raise FieldError("min_reach_gain", f"{self.min_reach_gain!r}: use a share from 0 to 1")
 
 
 @dataclass(frozen=True)

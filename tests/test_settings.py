@@ -47,6 +47,11 @@ def test_config_file_named_by_environment(tmp_path: Path):
             "[conversation] question_cards: 'best': use one of candidates, ranked",
         ),
         (
+            "[conversation]\nmin_reach_gain = 1.5\n",
+            {},
+            "[conversation] min_reach_gain: 1.5: use a share from 0 to 1",
+        ),
+        (
             "[ranking]\nnew_arrival_floor = 'top'\n",
             {},
             "[ranking] new_arrival_floor: 'top': use one of both, content, retrieval, none",

@@ -116,6 +116,25 @@ def test_a_questions_reach_is_the_mass_each_answer_would_show_next() -> None:
     assert question.reach == pytest.approx(mass[[0, 1, 3, 5, 4]].sum() / mass.sum())
 
 
+def test_a_question_is_asked_only_when_its_reach_gains_enough_over_recommending_now() -> None:
+    catalog = kitchen()
+    profile = InterestProfile().with_slot(Constraint("category_2", Op.EQ, "Kitchen > Kettles"), "kettle")
+    # The words question above: reach over k1 k2 k4 k6 k5, against k1 k2 on the two cards of a slate now.
+    mass = 1 / np.arange(1, 8)
+    gain = mass[[3, 5, 4]].sum() / mass.sum()
+
+    def asked(min_gain: float) -> Question | None:
+        policy = QuestionPolicy(
+            discover_facets(catalog), words=TitleWords.build(catalog), horizon=2, min_reach_gain=min_gain
+        )
+        return policy.question(np.arange(7), profile, asked=0)
+
+    assert asked(0.0) is not None and asked(gain - 0.001) is not None
+    assert asked(gain + 0.001) is None
+    with pytest.raises(ValueError, match=r"min_reach_gain must be in \[0, 1\], got 1.5"):
+        QuestionPolicy(discover_facets(catalog), min_reach_gain=1.5)
+
+
 def test_the_engine_asks_by_reach_or_entropy_the_fixed_order_by_its_order() -> None:
     facets = discover_facets(kitchen())
     words = Question(WORDS, "Anything in particular?", ("A", "B"), ("a", "b"), 1.0, reach=0.5)
