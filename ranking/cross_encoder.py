@@ -6,8 +6,9 @@ output: ``CrossEncoder(path, num_labels=1)`` of sentence-transformers. :meth:`Cr
 it a new head with a seeded initialisation (the fine-tuning's baseline); :meth:`CrossEncoderScorer.load` reads a
 model that ``concierge train-reranker`` fine-tuned (:mod:`ranking.train_cross_encoder`) from its folder, which
 holds the weights and :data:`CARD_FILE`, the card that says what the model is. An item is read as
-:func:`retrieval.embeddings.item_text`; the query is the shopper's profile text. A pair is truncated to
-``max_length`` word pieces, the longer side first, so the short query is kept whole.
+:func:`retrieval.embeddings.item_text` with its deepest category only (``leaf_only``: the candidates already share
+the levels the shopper chose, and the word pieces saved go to the description); the query is the shopper's profile
+text. A pair is truncated to ``max_length`` word pieces, the longer side first, so the short query is kept whole.
 
 Scores are raw logits (no sigmoid): only their order within a query matters, and a blend normalises them. A score
 is always finite: NaN or infinite logits are replaced by the lowest finite score of the same call (0 when there is
@@ -74,7 +75,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CARD_FILE = "concierge-reranker.json"
-VERSION = 1
+# 2: items read with their deepest category only (version 1 read the whole path).
+VERSION = 2
 BACKENDS = ("torch", "bf16", "int8", "onnx-int8")
 # Backends that need a trained model folder (the untrained baseline is never exported).
 TRAINED_ONLY = ("onnx-int8",)

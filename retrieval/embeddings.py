@@ -217,7 +217,7 @@ def _clip(text: str, limit: int) -> str:
     return (cut[:space] if space >= limit * 0.9 else cut).rstrip()
 
 
-def item_text(item: Item, description: str | None = None) -> str:
+def item_text(item: Item, description: str | None = None, *, leaf_only: bool = False) -> str:
     """The text an item is embedded as: title, brand, category path, then a description.
 
     What identifies the item comes first, so that the model's truncation only ever drops description text.
@@ -226,6 +226,9 @@ def item_text(item: Item, description: str | None = None) -> str:
         item: The item.
         description: The description to use instead of the item's own (a generated one, embedded in a
             collection of its own); ``None`` for the item's own description.
+        leaf_only: Name the item's deepest category instead of its whole path, leaving more of a short window
+            to the description (the cross-encoder's item side: its candidates already share the upper levels
+            a shopper chose, :mod:`ranking.cross_encoder`).
 
     Example:
         >>> item = Item("7", "HP 61 Ink", description="Black ink.", brand="HP", categories=("Office", "Ink"))
@@ -234,13 +237,16 @@ def item_text(item: Item, description: str | None = None) -> str:
         Brand: HP
         Category: Office > Ink
         Black ink.
+        >>> print(item_text(Item("8", "Pen", categories=("Office", "Pens")), leaf_only=True))
+        Pen
+        Category: Pens
     """
     description = item.description if description is None else description
     lines = [item.title]
     if item.brand:
         lines.append(f"Brand: {item.brand}")
     if item.categories:
-        lines.append(f"Category: {PATH_SEPARATOR.join(item.categories)}")
+        lines.append(f"Category: {item.categories[-1] if leaf_only else PATH_SEPARATOR.join(item.categories)}")
     if description:
         lines.append(_clip(description, MAX_DESCRIPTION_CHARS))
     return "\n".join(lines)

@@ -167,3 +167,12 @@ def test_the_prior_cannot_push_a_new_arrival_below_its_content_place(tmp_path, f
         assert ranked.index("bare") > 0
     else:
         assert ranked[0] == "bare"
+
+
+def test_the_cross_encoder_reads_an_item_with_its_deepest_category_only(tmp_path, tiny_reranker):
+    (tmp_path / "artifacts").mkdir()
+    (tmp_path / "artifacts" / "reranker").symlink_to(tiny_reranker, target_is_directory=True)
+    system = ranking.rerank.CrossEncoderOrder(_settings(tmp_path), embedder=WordsEmbedder())
+    system.fit(contract_training())
+    position = CONTRACT_CATALOG.position("hp61")
+    assert system.texts[position].splitlines()[:3] == ["HP 61 Black Ink Cartridge", "Brand: HP", "Category: Ink"]
