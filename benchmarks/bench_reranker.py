@@ -11,11 +11,11 @@ skipped). The load time of ``onnx-int8`` includes its export the first time a tr
 ``--queries`` (100) seeded need phrases like a shopper's profile text: the category leaf of a random catalog item
 in lower case, for half of them followed by that item's category path and brand (what
 :func:`retrieval.profile.profile_text` appends for answered facets). For each query it draws ``--candidates`` (50)
-item texts (:func:`retrieval.embeddings.item_text`, deepest category only, as the reranker reads them) and, per backend, times one uncached scoring call of all of
-them: p50 and p95 milliseconds per call, the call's CPU time, pairs per second, the load time, and how far the
-backend is from the ``torch`` (fp32) scores on the same pairs: the largest absolute difference, the mean per-query
-Spearman correlation and the share of the fp32 top 10 it keeps. The issue's budget: a 50-candidate call within 150
-ms at p50 on 2 cores.
+item texts (:func:`retrieval.embeddings.item_text`, deepest category only, as the reranker reads them) and, per
+backend, times one uncached scoring call of all of them: p50 and p95 milliseconds per call, the call's CPU time,
+pairs per second, the load time, and how far the backend is from the ``torch`` (fp32) scores on the same pairs: the
+largest absolute difference, the mean per-query Spearman correlation and the share of the fp32 top 10 it keeps.
+The issue's budget: a 50-candidate call within 150 ms at p50 on 2 cores.
 
 ``--quality-lengths`` (e.g. ``64,48,40,32``) also loads the trained model at each window length under
 ``--quality-backend`` (bf16) and reports, beside the p50 of the same calls as above, its HR@10 and MRR on the

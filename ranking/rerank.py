@@ -116,7 +116,9 @@ class RerankSystem(HybridSystem):
         super().fit(data)
         self._depth = ranking.rerank_depth
         catalog = data.catalog
-        self.texts = [item_text(item, self.descriptions.get(item.item_id), leaf_only=True) for item in catalog]
+        self.texts = [
+            item_text(item, self.descriptions.get(item.item_id), leaf_only=True) for item in catalog
+        ]
         self._positions = {item.item_id: position for position, item in enumerate(catalog)}
         self.prior = self.fit_prior(data) if PRIOR in self.uses else None
         self._vectors = None

@@ -246,7 +246,9 @@ def item_text(item: Item, description: str | None = None, *, leaf_only: bool = F
     if item.brand:
         lines.append(f"Brand: {item.brand}")
     if item.categories:
-        lines.append(f"Category: {item.categories[-1] if leaf_only else PATH_SEPARATOR.join(item.categories)}")
+        lines.append(
+            f"Category: {item.categories[-1] if leaf_only else PATH_SEPARATOR.join(item.categories)}"
+        )
     if description:
         lines.append(_clip(description, MAX_DESCRIPTION_CHARS))
     return "\n".join(lines)

@@ -175,4 +175,8 @@ def test_the_cross_encoder_reads_an_item_with_its_deepest_category_only(tmp_path
     system = ranking.rerank.CrossEncoderOrder(_settings(tmp_path), embedder=WordsEmbedder())
     system.fit(contract_training())
     position = CONTRACT_CATALOG.position("hp61")
-    assert system.texts[position].splitlines()[:3] == ["HP 61 Black Ink Cartridge", "Brand: HP", "Category: Ink"]
+    assert system.texts[position].splitlines()[:3] == [
+        "HP 61 Black Ink Cartridge",
+        "Brand: HP",
+        "Category: Ink",
+    ]
