@@ -178,8 +178,9 @@ class QuestionPolicy:
             # Words already said (in the need, or behind a slot: "kettle" set the category) are not offered back.
             said = (*profile.needs, *(slot.said for slot in profile.slots))
             offer = self.words.options(positions, mass, said)
-            reach = _reach(offer.groups, mass, self.horizon) if len(offer.labels) >= 2 else 0.0
-            if offer.information >= self.min_entropy and len(offer.labels) >= 2 and self._gains(reach, now):
+            worth = offer.information >= self.min_entropy and len(offer.labels) >= 2
+            reach = _reach(offer.groups, mass, self.horizon) if worth else 0.0
+            if worth and self._gains(reach, now):
                 out.append(
                     Question(
                         WORDS, "Anything in particular?", offer.labels, offer.keys, offer.information, reach

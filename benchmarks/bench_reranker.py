@@ -11,7 +11,7 @@ skipped). The load time of ``onnx-int8`` includes its export the first time a tr
 ``--queries`` (100) seeded need phrases like a shopper's profile text: the category leaf of a random catalog item
 in lower case, for half of them followed by that item's category path and brand (what
 :func:`retrieval.profile.profile_text` appends for answered facets). For each query it draws ``--candidates`` (50)
-item texts (:func:`retrieval.embeddings.item_text`, deepest category only, as the reranker reads them) and, per
+item texts (:func:`ranking.cross_encoder.reranker_text`, as the reranker reads them) and, per
 backend, times one uncached scoring call of all of them: p50 and p95 milliseconds per call, the call's CPU time,
 pairs per second, the load time, and how far the backend is from the ``torch`` (fp32) scores on the same pairs: the
 largest absolute difference, the mean per-query Spearman correlation and the share of the fp32 top 10 it keeps.
@@ -47,7 +47,7 @@ import numpy as np
 from data.facets import PATH_SEPARATOR
 from data.load import load_catalog
 from data.settings import load_settings
-from retrieval.embeddings import item_text
+from ranking.cross_encoder import reranker_text
 
 REFERENCE = "torch"
 # The sample: about 3,000 training queries of five texts each.
@@ -213,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings()
     folder = args.model or settings.paths.artifacts / "reranker"
     catalog, _ = load_catalog(settings.paths.catalog)
-    texts = [item_text(item, leaf_only=True) for item in catalog]
+    texts = [reranker_text(item) for item in catalog]
     queries = _queries(catalog, args.queries, args.seed)
     rng = random.Random(args.seed + 1)
     candidates = [rng.sample(texts, args.candidates) for _ in queries]

@@ -206,7 +206,7 @@ class ConversationSettings:
     question_choice: str = "reach"
     # A question is worth asking only when its reach beats recommending now (the share of the candidates' mass on
     # the first slate) by at least this much; 0: whenever one is (assistant/policy.py). On validation conversations
-    # 0.1 found the same items in the same turns with a tenth fewer questions and 0.2 lost vague shoppers
+    # 0.1 found the same items in the same turns with up to a tenth fewer questions and 0.2 lost vague shoppers
     # (docs/benchmarks.md); 0 stays the default because the gain is an absolute share, so on a small candidate pool
     # (a few dozen items) the same value silences questions that still split it.
     min_reach_gain: float = 0.0

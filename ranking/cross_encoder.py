@@ -6,9 +6,10 @@ output: ``CrossEncoder(path, num_labels=1)`` of sentence-transformers. :meth:`Cr
 it a new head with a seeded initialisation (the fine-tuning's baseline); :meth:`CrossEncoderScorer.load` reads a
 model that ``concierge train-reranker`` fine-tuned (:mod:`ranking.train_cross_encoder`) from its folder, which
 holds the weights and :data:`CARD_FILE`, the card that says what the model is. An item is read as
-:func:`retrieval.embeddings.item_text` with its deepest category only (``leaf_only``: the candidates already share
-the levels the shopper chose, and the word pieces saved go to the description); the query is the shopper's profile
-text. A pair is truncated to ``max_length`` word pieces, the longer side first, so the short query is kept whole.
+:func:`reranker_text`: :func:`retrieval.embeddings.item_text` with its deepest category only (the candidates
+already share the levels the shopper chose, and the word pieces saved go to the description); the query is the
+shopper's profile text. A pair is truncated to ``max_length`` word pieces, the longer side first, so the short
+query is kept whole.
 
 Scores are raw logits (no sigmoid): only their order within a query matters, and a blend normalises them. A score
 is always finite: NaN or infinite logits are replaced by the lowest finite score of the same call (0 when there is
@@ -65,11 +66,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from retrieval.embeddings import MODEL_NAME
+from retrieval.embeddings import MODEL_NAME, item_text
 
 if TYPE_CHECKING:
     from sentence_transformers import CrossEncoder
 
+    from data.schema import Item
     from ranking.onnx_runtime import OnnxCrossEncoder
 
 logger = logging.getLogger(__name__)
@@ -88,6 +90,12 @@ CACHE_SIZE = 2_000_000
 _FEED_FORWARD_OUTPUT = re.compile(r"layer\.\d+\.output\.dense$")
 # BERT's position embeddings end at 512; below 8 word pieces a pair is little more than its markers.
 MIN_LENGTH, MAX_LENGTH = 8, 512
+
+
+def reranker_text(item: Item, description: str | None = None) -> str:
+    """An item as the reranker reads it (its side of a pair): :func:`retrieval.embeddings.item_text` with the
+    deepest category only (model card :data:`VERSION` 2 on; ``description`` as there)."""
+    return item_text(item, description, leaf_only=True)
 
 
 class RerankerModelError(ValueError):

@@ -51,10 +51,10 @@ from ranking.blend import (
     normalise,
 )
 from ranking.candidate_systems import HybridSystem
+from ranking.cross_encoder import reranker_text
 from ranking.metrics import ranks_from_order
 from ranking.system import ScoreParts, TrainingData, register
 from retrieval.candidates import Candidate
-from retrieval.embeddings import item_text
 from retrieval.profile import Profile, profile_text
 
 if TYPE_CHECKING:
@@ -116,9 +116,7 @@ class RerankSystem(HybridSystem):
         super().fit(data)
         self._depth = ranking.rerank_depth
         catalog = data.catalog
-        self.texts = [
-            item_text(item, self.descriptions.get(item.item_id), leaf_only=True) for item in catalog
-        ]
+        self.texts = [reranker_text(item, self.descriptions.get(item.item_id)) for item in catalog]
         self._positions = {item.item_id: position for position, item in enumerate(catalog)}
         self.prior = self.fit_prior(data) if PRIOR in self.uses else None
         self._vectors = None
