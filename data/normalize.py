@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 import unicodedata
+from collections.abc import Container
 
 _BRAND_NOISE = re.compile(r"[^\w&+]+")
 _PATH_SEPARATOR = re.compile(r"\s*[>|]\s*")
@@ -63,3 +64,30 @@ def brand_key(brand: str) -> str:
     """
     folded = unicodedata.normalize("NFKC", clean_text(brand)).casefold()
     return _BRAND_NOISE.sub("", folded).replace("_", "")
+
+
+# The longest brand name :func:`leading_brand_key` looks for at the start of a title, in words.
+LEADING_BRAND_WORDS = 4
+
+
+def leading_brand_key(title: str, brand_keys: Container[str]) -> str:
+    """The key of the longest brand among ``brand_keys`` that ``title`` opens with, word for word; ``""`` if none.
+
+    Product titles conventionally open with the maker's name, in any domain, so an item the catalog gives no
+    brand still names one there when its first words are a brand the catalog knows from other items. A brand
+    named later in the title ("toner for HP printers") is not the item's maker and does not count.
+
+    Example:
+        >>> leading_brand_key("HP Color LaserJet CP1518ni Printer", {"hp", "canon"})
+        'hp'
+        >>> leading_brand_key("Toner for HP printers", {"hp"})
+        ''
+        >>> leading_brand_key("Post-it Super Sticky Notes", {"post", "postit"})
+        'postit'
+    """
+    words = title.split()
+    for count in range(min(LEADING_BRAND_WORDS, len(words)), 0, -1):
+        key = brand_key(" ".join(words[:count]))
+        if key and key in brand_keys:
+            return key
+    return ""

@@ -187,7 +187,8 @@ class VectorChannel:
             keep = allowed[positions]
             if np.count_nonzero(keep) >= min(k, available):
                 return positions[keep][:k], scores[keep][:k]
-        # A ``where`` may allow more than the mask (it leaves category exclusions to it): mask it too.
+        # A ``where`` may allow more than the mask (it leaves some exclusions to it; see where_filter): mask it
+        # too.
         positions, scores = self._query(collection, vector, k, filters)
         keep = allowed[positions]
         return positions[keep], scores[keep]

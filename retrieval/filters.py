@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from data.facets import PATH_SEPARATOR
-from data.normalize import brand_key
+from data.normalize import brand_key, leading_brand_key
 from data.schema import Catalog
 
 
@@ -28,7 +28,9 @@ class Filters:
         exclude_categories: Category path keys (any level) whose subtrees never pass ("no more pens").
         brands: Brand keys (:func:`data.normalize.brand_key`; display forms are turned into keys); when not
             empty, only items of one of them pass.
-        exclude_brands: Brand keys whose items never pass.
+        exclude_brands: Brand keys whose items never pass, nor items without a brand whose title opens with
+            one of them (:func:`data.normalize.leading_brand_key`: "not HP" must not show an unbranded
+            "HP LaserJet ..."). Inclusion reads the catalog's brand only.
         min_price: Lowest price allowed; with either bound set, items without a price do not pass (a price
             that cannot be checked cannot be promised). Amounts are compared as they are, in the catalog's
             currency.
@@ -53,7 +55,8 @@ class Filters:
 
     def __post_init__(self) -> None:
         # Display forms ("HP", "Post-it") are accepted and matched by key; "" names no brand and is dropped (an
-        # item without a brand fails an inclusion and passes an exclusion). Any iterable of ids is accepted.
+        # item without a brand fails an inclusion, and passes an exclusion unless its title opens with an
+        # excluded brand). Any iterable of ids is accepted.
         for name in ("brands", "exclude_brands"):
             keys = frozenset(brand_key(brand) for brand in getattr(self, name))
             object.__setattr__(self, name, keys - {""})
@@ -111,6 +114,15 @@ class FilterIndex:
             [self._brand_codes.setdefault(item.brand_key, len(self._brand_codes)) for item in catalog],
             dtype=np.int32,
         )
+        # For an item without a brand, the code of the known brand its title opens with (-1: none or branded).
+        known = {key for key in self._brand_codes if key}
+        self._title_brands = np.array(
+            [
+                -1 if item.brand_key else self._brand_codes.get(leading_brand_key(item.title, known), -1)
+                for item in catalog
+            ],
+            dtype=np.int32,
+        )
         self._prices = np.array(
             [item.price.amount if item.price is not None else np.nan for item in catalog], dtype=np.float64
         )
@@ -138,7 +150,7 @@ class FilterIndex:
             passing &= np.isin(self._brands, codes)
         if filters.exclude_brands:
             codes = [self._brand_codes[key] for key in filters.exclude_brands if key in self._brand_codes]
-            passing &= ~np.isin(self._brands, codes)
+            passing &= ~np.isin(self._brands, codes) & ~np.isin(self._title_brands, codes)
         if filters.min_price is not None or filters.max_price is not None:
             low = -np.inf if filters.min_price is None else filters.min_price
             high = np.inf if filters.max_price is None else filters.max_price

@@ -74,9 +74,10 @@ def where_filter(filters: Filters) -> dict[str, Any] | None:
     An item without a brand has the brand key ``""``: it passes a brand exclusion and fails a brand inclusion
     unless ``""`` is named. An item without a price fails any price bound. Excluded ids are matched on the
     ``item_id`` metadata, so no over-fetching is needed. The result agrees with
-    :meth:`retrieval.filters.FilterIndex.mask` (a property test checks it), except that category exclusions are
-    left to the mask (Chroma cannot say "not in this subtree" of items whose path is shorter than its level), so
-    a ``where`` search may return more than the mask allows and its caller masks it.
+    :meth:`retrieval.filters.FilterIndex.mask` (a property test checks it), except that two exclusions are left
+    to the mask: categories (Chroma cannot say "not in this subtree" of items whose path is shorter than its
+    level) and unbranded items whose title opens with an excluded brand (the metadata holds the catalog's brand
+    only). So a ``where`` search may return more than the mask allows, and its caller masks it.
 
     Example:
         >>> filters = Filters(category="Office > Ink", brands={"hp"}, max_price=30.0, exclude_ids={"7"})

@@ -8,12 +8,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from data.facets import PATH_SEPARATOR
+from data.normalize import brand_key
 from data.schema import Catalog, Item, Price
 from data.settings import PathSettings, RetrievalSettings, Settings
 from retrieval.candidates import MAX_QUERY_CHARS, CandidateGenerator, truncate_query
 from retrieval.channels import ChannelHits, FilterMode, LexicalChannel, PriorChannel, Query, VectorChannel
 from retrieval.embeddings import item_text
-from retrieval.filters import Filters
+from retrieval.filters import FilterIndex, Filters
 from retrieval.fusion import reciprocal_rank_fusion
 from retrieval.index import DESCRIPTIONS, ITEMS, VectorIndex, build_index
 from retrieval.lexical import LexicalIndex
@@ -49,6 +50,7 @@ def _store(n: int = 60) -> Catalog:
 
 
 STORE = _store()
+STORE_BRANDS = frozenset(item.brand_key for item in STORE if item.brand_key)
 
 
 class ExactVectors:
@@ -85,6 +87,10 @@ def _satisfies(item: Item, filters: Filters) -> bool:
         return False
     if item.brand_key in filters.exclude_brands:
         return False
+    # An unbranded item whose title opens with an excluded brand the store knows is that brand's too.
+    opening = brand_key(item.title.split()[0]) if item.title.split() else ""
+    if not item.brand_key and opening in filters.exclude_brands & STORE_BRANDS:
+        return False
     if filters.min_price is not None or filters.max_price is not None:
         if item.price is None:
             return False
@@ -105,6 +111,35 @@ def test_brand_exclusion_removes_every_item_of_the_brand():
     candidates = _hybrid().generate("hp black ink", Filters(exclude_brands=frozenset({"HP"})), k=len(STORE))
     assert candidates and all(STORE[c.item_id].brand != "HP" for c in candidates)
     assert len(candidates) == sum(item.brand != "HP" for item in STORE)
+
+
+def test_a_brand_exclusion_also_rules_out_unbranded_items_whose_title_opens_with_the_brand():
+    catalog = Catalog(
+        [
+            Item("hp-toner", "HP 78A Toner", brand="HP"),
+            Item("hp-printer", "HP Color LaserJet Printer"),
+            Item("for-hp", "Toner for HP printers"),
+            Item("notes", "Post-it Super Sticky Notes"),
+            Item("post-it", "Post-it Notes", brand="Post-it"),
+            Item("canon", "Canon PG-245 Ink", brand="Canon"),
+        ]
+    )
+    index = FilterIndex(catalog)
+
+    def passing(filters: Filters) -> list[str]:
+        return [item_id for item_id, keep in zip(catalog.positions, index.mask(filters), strict=True) if keep]
+
+    assert passing(Filters(exclude_brands=frozenset({"HP"}))) == ["for-hp", "notes", "post-it", "canon"]
+    assert passing(Filters(exclude_brands=frozenset({"post it"}))) == [
+        "hp-toner",
+        "hp-printer",
+        "for-hp",
+        "canon",
+    ]
+    # Inclusion reads the catalog's brand only.
+    assert passing(Filters(brands=frozenset({"HP"}))) == ["hp-toner"]
+    found = _hybrid(catalog).generate("hp printer", Filters(exclude_brands=frozenset({"HP"})), k=10)
+    assert {c.item_id for c in found} == {"for-hp", "notes", "post-it", "canon"}
 
 
 def test_brand_inclusion_keeps_only_those_brands():
