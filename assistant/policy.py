@@ -161,8 +161,10 @@ class QuestionPolicy:
             order = [int(code) for code in np.argsort(-shares, kind="stable") if shares[code] > 0][
                 :MAX_OPTIONS
             ]
+            if entropy < self.min_entropy or len(order) < 2:
+                continue
             reach = _reach(np.where(known, codes, -1), mass, self.horizon)
-            if entropy < self.min_entropy or len(order) < 2 or not self._gains(reach, now):
+            if not self._gains(reach, now):
                 continue
             out.append(
                 Question(
@@ -178,14 +180,19 @@ class QuestionPolicy:
             # Words already said (in the need, or behind a slot: "kettle" set the category) are not offered back.
             said = (*profile.needs, *(slot.said for slot in profile.slots))
             offer = self.words.options(positions, mass, said)
-            worth = offer.information >= self.min_entropy and len(offer.labels) >= 2
-            reach = _reach(offer.groups, mass, self.horizon) if worth else 0.0
-            if worth and self._gains(reach, now):
-                out.append(
-                    Question(
-                        WORDS, "Anything in particular?", offer.labels, offer.keys, offer.information, reach
+            if offer.information >= self.min_entropy and len(offer.labels) >= 2:
+                reach = _reach(offer.groups, mass, self.horizon)
+                if self._gains(reach, now):
+                    out.append(
+                        Question(
+                            WORDS,
+                            "Anything in particular?",
+                            offer.labels,
+                            offer.keys,
+                            offer.information,
+                            reach,
+                        )
                     )
-                )
         return out
 
     def _gains(self, reach: float, now: float) -> bool:

@@ -87,7 +87,8 @@ def _satisfies(item: Item, filters: Filters) -> bool:
         return False
     if item.brand_key in filters.exclude_brands:
         return False
-    # An unbranded item whose title opens with an excluded brand the store knows is that brand's too.
+    # An unbranded item whose title opens with an excluded brand the store knows is that brand's too (the
+    # store's brands are one word each, so the title's first word is the whole test here).
     opening = brand_key(item.title.split()[0]) if item.title.split() else ""
     if not item.brand_key and opening in filters.exclude_brands & STORE_BRANDS:
         return False
