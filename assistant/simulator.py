@@ -12,9 +12,9 @@ Answer orders (:class:`Order`, see :func:`question_order`):
 - ``need-first`` (the headline: real shoppers open with a need): the same with the need moved to the front.
 
 Facets with fewer than two values are left out of the order. A category answer is the target's own value at
-that level, or "no preference" when it has none. The brand answer is the target's brand, except "no
-preference" with probability ``EvalSettings.brand_no_preference`` (drawn once per episode from its seed) or when
-the target has no brand. Price band and attributes answer the target's value or "no preference". The conversation
+that level, or "no preference" when it has none. The brand answer is the target's maker (its brand, or the known
+brand its title opens with: :func:`data.facets.maker_keys`), except "no preference" with probability
+``EvalSettings.brand_no_preference`` (drawn once per episode from its seed) or when the target has no maker. Price band and attributes answer the target's value or "no preference". The conversation
 engine's question on title words is answered with the first offered word the target's title has, "no preference"
 when it has none (:meth:`SimulatedShopper.pick_word`).
 

@@ -5,7 +5,8 @@ Nothing here knows about office products: every facet comes from the catalog its
 - ``category_1``, ``category_2``, ...: one facet per category level. A level-k value is identified by its
   path prefix (``"Office & School Supplies > Paper"``), so two ``"Envelopes"`` under different parents are two
   values; it is displayed by its last name.
-- ``brand``: matched on :func:`data.normalize.brand_key`, displayed in the spelling most items use.
+- ``brand``: an item's maker (:func:`maker_keys`: its brand, or for an item without one the known brand its title
+  opens with), matched on :func:`data.normalize.brand_key`, displayed in the spelling most items use.
 - ``price_band``: quantile bands with rounded, readable bounds, only when enough items have a price.
 - ``attr:<key>``: one facet per attribute key that enough items have and that takes at least two values.
 
@@ -24,7 +25,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from data.normalize import clean_text
+from data.normalize import clean_text, leading_brand_key
 from data.schema import Catalog
 
 PATH_SEPARATOR = " > "
@@ -213,9 +214,27 @@ def _category_facets(catalog: Catalog) -> list[Facet]:
     return facets
 
 
+def maker_keys(catalog: Catalog) -> list[str]:
+    """Each item's maker as a brand key, in catalog order: its own brand, else the brand among those other items
+    carry that its title opens with (:func:`data.normalize.leading_brand_key`), else ``""``.
+
+    The one reading of "which brand is this item" for asking, answering and filtering: an unbranded "HP Color
+    LaserJet ..." is an HP item to a shopper who chose HP and to one who said "not HP".
+
+    Example:
+        >>> from data.schema import Item
+        >>> maker_keys(Catalog([Item("a", "HP 78A Toner", brand="HP"), Item("b", "HP LaserJet Printer"),
+        ...                     Item("c", "Toner for HP printers"), Item("d", "Canon Ink", brand="")]))
+        ['hp', 'hp', '', '']
+    """
+    known = {item.brand_key for item in catalog if item.brand_key}
+    return [item.brand_key or leading_brand_key(item.title, known) for item in catalog]
+
+
 def _brand_facet(catalog: Catalog) -> Facet:
-    keys = [item.brand_key or None for item in catalog]
-    labels = _most_common_forms([(key, item.brand) for key, item in zip(keys, catalog, strict=True) if key])
+    keys = [key or None for key in maker_keys(catalog)]
+    # Display forms come from the items that carry the brand; every maker key is one of theirs.
+    labels = _most_common_forms([(item.brand_key, item.brand) for item in catalog if item.brand_key])
     return _build("brand", "Brand", FacetKind.BRAND, keys, labels)
 
 

@@ -188,10 +188,14 @@ class VectorChannel:
             if np.count_nonzero(keep) >= min(k, available):
                 return positions[keep][:k], scores[keep][:k]
         # A ``where`` may allow more than the mask (it leaves some exclusions to it; see where_filter): mask it
-        # too.
-        positions, scores = self._query(collection, vector, k, filters)
-        keep = allowed[positions]
-        return positions[keep], scores[keep]
+        # too, and ask for more while the mask leaves fewer than it allows.
+        wanted, fetch = min(k, available), k
+        while True:
+            positions, scores = self._query(collection, vector, fetch, filters)
+            keep = allowed[positions]
+            if np.count_nonzero(keep) >= wanted or len(positions) < fetch or fetch >= size:
+                return positions[keep][:k], scores[keep][:k]
+            fetch = min(size, fetch * OVERFETCH)
 
     def search(self, query: Query, k: int, filters: Filters, allowed: np.ndarray | None) -> ChannelHits:
         if query.vector is None or k <= 0:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from data.facets import PATH_SEPARATOR
-from data.normalize import brand_key, leading_brand_key
+from data.facets import PATH_SEPARATOR, maker_keys
+from data.normalize import brand_key
 from data.schema import Catalog
 
 
@@ -27,10 +27,10 @@ class Filters:
             (``"Office Products > Ink & Toner"``); only items in that subtree pass. ``None``: any category.
         exclude_categories: Category path keys (any level) whose subtrees never pass ("no more pens").
         brands: Brand keys (:func:`data.normalize.brand_key`; display forms are turned into keys); when not
-            empty, only items of one of them pass.
-        exclude_brands: Brand keys whose items never pass, nor items without a brand whose title opens with
-            one of them (:func:`data.normalize.leading_brand_key`: "not HP" must not show an unbranded
-            "HP LaserJet ..."). Inclusion reads the catalog's brand only.
+            empty, only items made by one of them pass. An item's maker is its brand, or for an item without
+            one the known brand its title opens with (:func:`data.facets.maker_keys`: an unbranded "HP LaserJet
+            ..." is HP's, for "HP" and for "not HP" alike).
+        exclude_brands: Brand keys whose items never pass (by maker, as above).
         min_price: Lowest price allowed; with either bound set, items without a price do not pass (a price
             that cannot be checked cannot be promised). Amounts are compared as they are, in the catalog's
             currency.
@@ -55,8 +55,7 @@ class Filters:
 
     def __post_init__(self) -> None:
         # Display forms ("HP", "Post-it") are accepted and matched by key; "" names no brand and is dropped (an
-        # item without a brand fails an inclusion, and passes an exclusion unless its title opens with an
-        # excluded brand). Any iterable of ids is accepted.
+        # item without a maker fails an inclusion and passes an exclusion). Any iterable of ids is accepted.
         for name in ("brands", "exclude_brands"):
             keys = frozenset(brand_key(brand) for brand in getattr(self, name))
             object.__setattr__(self, name, keys - {""})
@@ -109,18 +108,10 @@ class FilterIndex:
                     )
             self._category_codes.append(codes)
             self._category_arrays.append(array)
+        # Each item's maker (its brand, or the known brand its title opens with; see data.facets.maker_keys).
         self._brand_codes: dict[str, int] = {}
         self._brands = np.array(
-            [self._brand_codes.setdefault(item.brand_key, len(self._brand_codes)) for item in catalog],
-            dtype=np.int32,
-        )
-        # For an item without a brand, the code of the known brand its title opens with (-1: none or branded).
-        known = {key for key in self._brand_codes if key}
-        self._title_brands = np.array(
-            [
-                -1 if item.brand_key else self._brand_codes.get(leading_brand_key(item.title, known), -1)
-                for item in catalog
-            ],
+            [self._brand_codes.setdefault(key, len(self._brand_codes)) for key in maker_keys(catalog)],
             dtype=np.int32,
         )
         self._prices = np.array(
@@ -150,7 +141,7 @@ class FilterIndex:
             passing &= np.isin(self._brands, codes)
         if filters.exclude_brands:
             codes = [self._brand_codes[key] for key in filters.exclude_brands if key in self._brand_codes]
-            passing &= ~np.isin(self._brands, codes) & ~np.isin(self._title_brands, codes)
+            passing &= ~np.isin(self._brands, codes)
         if filters.min_price is not None or filters.max_price is not None:
             low = -np.inf if filters.min_price is None else filters.min_price
             high = np.inf if filters.max_price is None else filters.max_price

@@ -71,18 +71,19 @@ def where_filter(filters: Filters) -> dict[str, Any] | None:
     """A Chroma ``where`` that keeps exactly the items the filters allow, category exclusions aside (see below);
     ``None`` when it keeps every item.
 
-    An item without a brand has the brand key ``""``: it passes a brand exclusion and fails a brand inclusion
-    unless ``""`` is named. An item without a price fails any price bound. Excluded ids are matched on the
-    ``item_id`` metadata, so no over-fetching is needed. The result agrees with
-    :meth:`retrieval.filters.FilterIndex.mask` (a property test checks it), except that two exclusions are left
-    to the mask: categories (Chroma cannot say "not in this subtree" of items whose path is shorter than its
-    level) and unbranded items whose title opens with an excluded brand (the metadata holds the catalog's brand
-    only). So a ``where`` search may return more than the mask allows, and its caller masks it.
+    The ``brand`` metadata holds the catalog's brand key, ``""`` for an item without one, while the filters read
+    an item's maker (:func:`data.facets.maker_keys`: for an unbranded item, the known brand its title opens
+    with). So a brand inclusion also lets unbranded items through, and the mask decides which of them are the
+    brand's. An item without a price fails any price bound. Excluded ids are matched on the ``item_id``
+    metadata, so no over-fetching is needed. The result agrees with :meth:`retrieval.filters.FilterIndex.mask`
+    (a property test checks it), except for what is left to the mask: category exclusions (Chroma cannot say
+    "not in this subtree" of items whose path is shorter than its level) and the makers of unbranded items. So a
+    ``where`` search may return more than the mask allows, and its caller masks it.
 
     Example:
         >>> filters = Filters(category="Office > Ink", brands={"hp"}, max_price=30.0, exclude_ids={"7"})
         >>> where_filter(filters)  # doctest: +NORMALIZE_WHITESPACE
-        {'$and': [{'category_2': 'Office > Ink'}, {'brand': {'$in': ['hp']}}, {'price': {'$lte': 30.0}},
+        {'$and': [{'category_2': 'Office > Ink'}, {'brand': {'$in': ['', 'hp']}}, {'price': {'$lte': 30.0}},
                   {'item_id': {'$nin': ['7']}}]}
     """
     clauses: list[dict[str, Any]] = []
@@ -90,7 +91,7 @@ def where_filter(filters: Filters) -> dict[str, Any] | None:
         level = filters.category.count(PATH_SEPARATOR) + 1
         clauses.append({f"category_{level}": filters.category})
     if filters.brands:
-        clauses.append({"brand": {"$in": sorted(filters.brands)}})
+        clauses.append({"brand": {"$in": sorted(filters.brands | {""})}})
     if filters.exclude_brands:
         clauses.append({"brand": {"$nin": sorted(filters.exclude_brands)}})
     if filters.min_price is not None:

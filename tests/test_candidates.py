@@ -83,14 +83,13 @@ def _satisfies(item: Item, filters: Filters) -> bool:
         levels = filters.category.split(PATH_SEPARATOR)
         if tuple(item.categories[: len(levels)]) != tuple(levels):
             return False
-    if filters.brands and item.brand_key not in filters.brands:
-        return False
-    if item.brand_key in filters.exclude_brands:
-        return False
-    # An unbranded item whose title opens with an excluded brand the store knows is that brand's too (the
-    # store's brands are one word each, so the title's first word is the whole test here).
+    # An unbranded item whose title opens with a brand the store knows is that brand's (the store's brands are
+    # one word each, so the title's first word is the whole test here).
     opening = brand_key(item.title.split()[0]) if item.title.split() else ""
-    if not item.brand_key and opening in filters.exclude_brands & STORE_BRANDS:
+    maker = item.brand_key or (opening if opening in STORE_BRANDS else "")
+    if filters.brands and maker not in filters.brands:
+        return False
+    if maker and maker in filters.exclude_brands:
         return False
     if filters.min_price is not None or filters.max_price is not None:
         if item.price is None:
@@ -114,7 +113,7 @@ def test_brand_exclusion_removes_every_item_of_the_brand():
     assert len(candidates) == sum(item.brand != "HP" for item in STORE)
 
 
-def test_a_brand_exclusion_also_rules_out_unbranded_items_whose_title_opens_with_the_brand():
+def test_an_unbranded_item_whose_title_opens_with_a_known_brand_is_that_brands_to_the_filters():
     catalog = Catalog(
         [
             Item("hp-toner", "HP 78A Toner", brand="HP"),
@@ -137,10 +136,12 @@ def test_a_brand_exclusion_also_rules_out_unbranded_items_whose_title_opens_with
         "for-hp",
         "canon",
     ]
-    # Inclusion reads the catalog's brand only.
-    assert passing(Filters(brands=frozenset({"HP"}))) == ["hp-toner"]
+    assert passing(Filters(brands=frozenset({"HP"}))) == ["hp-toner", "hp-printer"]
+    assert passing(Filters(brands=frozenset({"Post-it", "Canon"}))) == ["notes", "post-it", "canon"]
     found = _hybrid(catalog).generate("hp printer", Filters(exclude_brands=frozenset({"HP"})), k=10)
     assert {c.item_id for c in found} == {"for-hp", "notes", "post-it", "canon"}
+    found = _hybrid(catalog).generate("printer", Filters(brands=frozenset({"HP"})), k=10)
+    assert {c.item_id for c in found} == {"hp-toner", "hp-printer"}
 
 
 def test_brand_inclusion_keeps_only_those_brands():
@@ -413,6 +414,8 @@ def _vector_generator(index, mode=FilterMode.OVERFETCH, descriptions=True):
         Filters(),
         Filters(category="Writing"),
         Filters(category="Ink & Toner > Ink > Black", brands=frozenset({"hp", "canon"})),
+        # The ``where`` also lets the unbranded items through (their maker is left to the mask): it must ask again.
+        Filters(brands=frozenset({"hp"})),
         Filters(exclude_brands=frozenset({"hp", "canon"}), exclude_ids=frozenset({"i2", "i3", "i4"})),
         Filters(min_price=10.0, max_price=40.0),
         Filters(category="No > Such"),

@@ -349,7 +349,8 @@ def _filter_catalog() -> Catalog:
     items = [
         Item(
             f"f{i}",
-            f"filter item {i}",
+            # Half the unbranded items open their title with a brand other items carry: Canon is their maker.
+            f"Canon filter item {i}" if i % 8 == 7 else f"filter item {i}",
             brand=_BRANDS[i % 4],
             categories=_PATHS[i % 5],
             price=Price(float(i % 7) * 5.0, "USD") if i % 3 else None,
@@ -408,9 +409,14 @@ def test_where_filter_agrees_with_the_filter_mask_and_leaves_category_exclusions
 
     query = HashEmbedder().embed(["anything"])
     found = set(filter_index.query(query, 60, where=where_filter(filters))[0].ids)
-    # Category exclusions are left to the mask (where_filter's docstring): exact without them, a superset with.
-    assert found == allowed(replace(filters, exclude_categories=frozenset()))
+    # Left to the mask (where_filter's docstring): category exclusions and the makers of unbranded items. Exact
+    # without them, a superset with.
+    unbranded = {item.item_id for item in catalog if not item.brand}
+    without_categories = allowed(replace(filters, exclude_categories=frozenset()))
     assert found >= allowed(filters)
+    assert found - unbranded == without_categories - unbranded
+    if not filters.brands and not filters.exclude_brands:
+        assert found == without_categories
 
 
 # --- The real catalog --------------------------------------------------------------------------------------------

@@ -166,6 +166,23 @@ def test_answer_order_and_category_answers_come_from_the_target():
     assert len(deep.answers(99)) == len(world.order) and deep.answers(0) == []
 
 
+def test_the_brand_answer_is_the_targets_maker_even_when_the_catalog_gives_it_no_brand():
+    items = [
+        Item("hp-toner", "HP 78A Toner", brand="HP", categories=("Ink",)),
+        Item("hp-printer", "HP Color LaserJet Printer", categories=("Printers",)),
+        Item("for-hp", "Toner for HP printers", categories=("Ink",)),
+        Item("canon", "Canon PG-245 Ink", brand="Canon", categories=("Ink",)),
+    ]
+    catalog = Catalog(items)
+    world = ShopperWorld.build(catalog, discover_facets(catalog), EvalSettings(brand_no_preference=0.0))
+    answers = {
+        target: SimulatedShopper(Episode(target, "u", target, (), seed=1), world).answer("brand")
+        for target in ("hp-printer", "for-hp")
+    }
+    assert (answers["hp-printer"].value, answers["hp-printer"].text) == ("hp", "HP")
+    assert (answers["for-hp"].value, answers["for-hp"].text) == (None, NO_PREFERENCE)
+
+
 def test_uninformative_facets_are_left_out_of_the_order():
     items = [Item(str(n), "x", brand="Only", categories=("Root", f"Leaf{n % 2}")) for n in range(4)]
     assert question_order(discover_facets(Catalog(items)), Order.FACETS_FIRST) == ("category_2", NEED)
