@@ -6,7 +6,8 @@ its need and then, turn by turn:
 - answers the engine's question from the target's metadata (the target's value of the facet asked, as a quick
   reply when it is offered and typed otherwise; "no preference" when the target has none);
 - on a slate: likes one of its own earlier items when one is shown (a thumbs up), says "not <brand>" when every
-  card is of one brand other than the target's, and otherwise asks to see others;
+  card shows one brand and it is not the target's maker (:attr:`assistant.simulator.SimulatedShopper.maker`),
+  and otherwise asks to see others;
 - on anything else, says its need again (once), then asks to see others.
 
 An episode succeeds at the first turn whose cards hold the target; it stops there or after :data:`MAX_TURNS`
@@ -49,6 +50,7 @@ from assistant.simulator import (
     episodes_from_split,
 )
 from data.facets import discover_facets
+from data.normalize import brand_key
 from data.schema import Catalog, Interactions
 from data.settings import Settings
 from data.splits import make_split, stable_seed
@@ -159,7 +161,7 @@ def _talk(
     service.start(session)
     target = episode.target
     own = set(episode.others)
-    target_brand = shopper.target.brand_key
+    target_brand = shopper.maker
     said_need_again = False
     reply = service.send(session, shopper.need)
     for turn in range(1, MAX_TURNS + 1):
@@ -193,7 +195,7 @@ def _talk(
                 len(brands) == 1
                 and next(iter(brands))
                 and target_brand
-                and shopper.target.brand not in brands
+                and brand_key(next(iter(brands))) != target_brand
             ):
                 reply = service.send(session, f"not {next(iter(brands))}")
             else:

@@ -14,9 +14,10 @@ Answer orders (:class:`Order`, see :func:`question_order`):
 Facets with fewer than two values are left out of the order. A category answer is the target's own value at
 that level, or "no preference" when it has none. The brand answer is the target's maker (its brand, or the known
 brand its title opens with: :func:`data.facets.maker_keys`), except "no preference" with probability
-``EvalSettings.brand_no_preference`` (drawn once per episode from its seed) or when the target has no maker. Price band and attributes answer the target's value or "no preference". The conversation
-engine's question on title words is answered with the first offered word the target's title has, "no preference"
-when it has none (:meth:`SimulatedShopper.pick_word`).
+``EvalSettings.brand_no_preference`` (drawn once per episode from its seed) or when the target has no maker.
+Price band and attributes answer the target's value or "no preference". The conversation engine's question on
+title words is answered with the first offered word the target's title has, "no preference" when it has none
+(:meth:`SimulatedShopper.pick_word`).
 
 Need statements come in three vocabularies (:class:`Vocabulary`); with no usable word the shopper states no need
 ("no preference"). Words are the letter runs of :func:`content_words`; brand words (the target's and every catalog
@@ -343,6 +344,15 @@ class SimulatedShopper:
     @property
     def target(self) -> Item:
         return self._target
+
+    @property
+    def maker(self) -> str:
+        """The target's maker as a brand key (:func:`data.facets.maker_keys`), ``""`` when it has none; unlike the
+        brand answer, never withheld (the shopper knows whose item it wants even when it says "no preference")."""
+        if "brand" not in self._world.facets:
+            return self._target.brand_key
+        value = self._world.facets["brand"].value_of(self._position)
+        return "" if value is None else value.key
 
     def answer(self, question: str) -> Answer:
         """The answer to one question: a facet name (any facet of the catalog) or :data:`NEED`."""

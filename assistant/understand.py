@@ -54,7 +54,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from data.facets import PATH_SEPARATOR, Facets
+from data.facets import PATH_SEPARATOR, Facets, maker_keys
 from data.normalize import brand_key
 from data.schema import Catalog
 from retrieval.profile import PRICE, Constraint, Op
@@ -426,12 +426,13 @@ def _connector_aliases(brand: str) -> set[str]:
 
 
 def _category_brands(catalog: Catalog) -> dict[str, frozenset[str]]:
-    """Each category key (a path prefix) -> the brand keys of the items under it."""
+    """Each category key (a path prefix) -> the brand keys of the items under it (their makers:
+    :func:`data.facets.maker_keys`)."""
     found: dict[str, set[str]] = defaultdict(set)
-    for item in catalog:
-        if item.brand_key:
+    for maker, item in zip(maker_keys(catalog), catalog, strict=True):
+        if maker:
             for depth in range(1, len(item.categories) + 1):
-                found[PATH_SEPARATOR.join(item.categories[:depth])].add(item.brand_key)
+                found[PATH_SEPARATOR.join(item.categories[:depth])].add(maker)
     return {key: frozenset(brands) for key, brands in found.items()}
 
 

@@ -181,6 +181,11 @@ def test_the_brand_answer_is_the_targets_maker_even_when_the_catalog_gives_it_no
     }
     assert (answers["hp-printer"].value, answers["hp-printer"].text) == ("hp", "HP")
     assert (answers["for-hp"].value, answers["for-hp"].text) == (None, NO_PREFERENCE)
+    # The maker is known even when the brand answer is withheld ("no preference").
+    shy = ShopperWorld.build(catalog, discover_facets(catalog), EvalSettings(brand_no_preference=1.0))
+    printer = SimulatedShopper(Episode("e", "u", "hp-printer", (), seed=1), shy)
+    assert printer.answer("brand").value is None and printer.maker == "hp"
+    assert SimulatedShopper(Episode("e", "u", "for-hp", (), seed=1), shy).maker == ""
 
 
 def test_uninformative_facets_are_left_out_of_the_order():
