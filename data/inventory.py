@@ -10,6 +10,7 @@ import statistics
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 
+from data.facets import maker_keys
 from data.schema import Catalog, Interactions
 
 
@@ -44,6 +45,9 @@ class Inventory:
     top_categories: list[tuple[str, int]]
     brands: int
     top_brands: list[tuple[str, int]]
+    # Items without a brand whose title opens with a brand other items carry: their maker for questions and filters
+    # (data.facets.maker_keys).
+    brands_from_titles: int
     duplicate_titles: int
     duplicate_title_examples: list[tuple[str, int]]
     interactions: int = 0
@@ -102,6 +106,11 @@ def build_inventory(catalog: Catalog, interactions: Interactions | None = None, 
         top_categories=top_level.most_common(top),
         brands=len(brands),
         top_brands=[(brand_display[key], count) for key, count in brands.most_common(top)],
+        brands_from_titles=sum(
+            1
+            for maker, item in zip(maker_keys(catalog), catalog, strict=True)
+            if maker and not item.brand_key
+        ),
         duplicate_titles=len(duplicated),
         duplicate_title_examples=duplicated[:top],
     )
@@ -142,6 +151,7 @@ def format_inventory(inventory: Inventory) -> str:
         lines.append(f"  {name:<40} {count:>7,}")
     lines.append(f"Brands                {inventory.brands:,}")
     lines.append("  top: " + ", ".join(f"{name} ({count:,})" for name, count in inventory.top_brands))
+    lines.append(f"  unbranded items whose title opens with a known brand: {inventory.brands_from_titles:,}")
     lines.append(f"Duplicate titles      {inventory.duplicate_titles:,}")
     for title, count in inventory.duplicate_title_examples:
         lines.append(f"  {count} x {title[:70]}")

@@ -25,9 +25,19 @@ def test_catalog_health_on_a_hand_built_catalog():
     assert inventory.top_categories == [("Office", 3)]
     assert inventory.brands == 2
     assert inventory.top_brands == [("Pilot", 2), ("Swingline", 1)]
+    assert inventory.brands_from_titles == 0
     assert inventory.duplicate_titles == 1
     assert inventory.duplicate_title_examples == [("Blue Pen", 2)]
     assert inventory.per_user is None
+
+
+def test_unbranded_items_whose_title_opens_with_a_known_brand_are_counted():
+    catalog = Catalog(
+        [*small_catalog(), Item("e", "Swingline Mini Stapler"), Item("f", "Stapler for Swingline")]
+    )
+    inventory = build_inventory(catalog)
+    assert inventory.brands_from_titles == 1
+    assert "unbranded items whose title opens with a known brand: 1" in format_inventory(inventory)
 
 
 def test_interaction_health():
