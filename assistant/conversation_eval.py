@@ -161,7 +161,7 @@ def _talk(
     service.start(session)
     target = episode.target
     own = set(episode.others)
-    target_brand = shopper.maker
+    target_maker = shopper.maker
     said_need_again = False
     reply = service.send(session, shopper.need)
     for turn in range(1, MAX_TURNS + 1):
@@ -194,8 +194,8 @@ def _talk(
             elif (
                 len(brands) == 1
                 and next(iter(brands))
-                and target_brand
-                and brand_key(next(iter(brands))) != target_brand
+                and target_maker
+                and brand_key(next(iter(brands))) != target_maker
             ):
                 reply = service.send(session, f"not {next(iter(brands))}")
             else:

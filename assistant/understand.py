@@ -50,11 +50,11 @@ import difflib
 import functools
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from data.facets import PATH_SEPARATOR, Facets, maker_keys
+from data.facets import PATH_SEPARATOR, Facets
 from data.normalize import brand_key
 from data.schema import Catalog
 from retrieval.profile import PRICE, Constraint, Op
@@ -317,7 +317,7 @@ class CatalogVocabulary:
             _ambiguous_brands=frozenset(ambiguous),
             _known_words=frozenset(known),
             _fixable={letter: tuple(words) for letter, words in fixable.items()},
-            _category_brands=_category_brands(catalog),
+            _category_brands=_category_brands(catalog, by_brand),
         )
 
     def knows(self, text: str) -> bool:
@@ -425,14 +425,15 @@ def _connector_aliases(brand: str) -> set[str]:
     return {brand_key(re.sub(r"\s*[&+]\s*", joint, brand)) for joint in (" and ", " ")} - {brand_key(brand)}
 
 
-def _category_brands(catalog: Catalog) -> dict[str, frozenset[str]]:
-    """Each category key (a path prefix) -> the brand keys of the items under it (their makers:
-    :func:`data.facets.maker_keys`)."""
+def _category_brands(catalog: Catalog, by_brand: Mapping[str, list[int]]) -> dict[str, frozenset[str]]:
+    """Each category key (a path prefix) -> the brand keys of the items under it; ``by_brand``: each brand key's
+    item positions, from the brand facet (so by maker: :func:`data.facets.maker_keys`)."""
     found: dict[str, set[str]] = defaultdict(set)
-    for maker, item in zip(maker_keys(catalog), catalog, strict=True):
-        if maker:
-            for depth in range(1, len(item.categories) + 1):
-                found[PATH_SEPARATOR.join(item.categories[:depth])].add(maker)
+    for key, positions in by_brand.items():
+        for position in positions:
+            categories = catalog.items[position].categories
+            for depth in range(1, len(categories) + 1):
+                found[PATH_SEPARATOR.join(categories[:depth])].add(key)
     return {key: frozenset(brands) for key, brands in found.items()}
 
 
